@@ -54,7 +54,7 @@ struct ds_msg {
     /* public, read-only */
     uint32_t type;
     uint16_t flags;     /* enum ds_msg_flag */
-    uint16_t ds__pad;   /* private */
+    uint16_t ds__pad;   /* private: allocation class */
     ds_actor_id_t from; /* the sender, or DS_ID_NIL from outside any actor */
     ds_actor_id_t to;
     uint64_t corr;    /* correlation id of an ask and its reply, else 0 */

@@ -1,0 +1,68 @@
+/* main: the `dossier` binary. Subcommands:
+ *   serve     run a node in the foreground (actors/serve.c)
+ *   version   print the version
+ *   help      print this help (also --help, -h)
+ * Exit status: 0 ok, 1 failure, 2 usage error (actors/cli.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "actors/cli.h"
+
+#ifndef DS_VERSION
+#define DS_VERSION "0.0.0-dev"
+#endif
+#ifndef DS_GIT_HASH
+#define DS_GIT_HASH ""
+#endif
+
+static const char main_help[] =
+    "Usage: dossier <command> [options]\n"
+    "\n"
+    "Dossier: a self-hostable, multi-tenant document platform.\n"
+    "\n"
+    "Commands:\n"
+    "  serve      run a node in the foreground until SIGTERM or SIGINT\n"
+    "  version    print the version\n"
+    "  help       show this help\n"
+    "\n"
+    "Run 'dossier <command> --help' for a command's options.\n"
+    "Exit status: 0 ok, 1 failure, 2 usage error.\n";
+
+static int main_version(int argc, char **argv)
+{
+    if (argc > 1) {
+        return ds_cli_usage_error("version", "unexpected argument", argv[1]);
+    }
+    if (DS_GIT_HASH[0] != '\0') {
+        (void)printf("dossier %s (%s)\n", DS_VERSION, DS_GIT_HASH);
+    } else {
+        (void)printf("dossier %s\n", DS_VERSION);
+    }
+    return DS_CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        (void)fputs(main_help, stderr);
+        return DS_CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    int status;
+    if (strcmp(cmd, "serve") == 0) {
+        status = ds_cli_serve(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        status = main_version(argc - 1, argv + 1);
+    } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        (void)fputs(main_help, stdout);
+        status = DS_CLI_OK;
+    } else if (cmd[0] == '-') {
+        status = ds_cli_usage_error(NULL, "unknown option", cmd);
+    } else {
+        status = ds_cli_usage_error(NULL, "unknown command", cmd);
+    }
+    if (fflush(stdout) != 0 && status == DS_CLI_OK) {
+        status = DS_CLI_FAIL; /* e.g. `dossier version > /dev/full` */
+    }
+    return status;
+}

@@ -1,0 +1,204 @@
+/* serve: `dossier serve`, one node in the foreground.
+ *
+ * Signals: SIGTERM and SIGINT are blocked before any thread starts, so every thread inherits
+ * the mask and only the main thread, in sigwait(), ever takes them; no handler runs in a
+ * worker. SIGPIPE is blocked too: a write to a closed socket fails with EPIPE instead of
+ * killing the node. On a signal the node drains (DS_CLI_SERVE_DRAIN_NS) and exits 0, or 1 if
+ * some actor had to be stopped with its queue undelivered. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "actors/cli.h"
+#include "actors/heartbeat.h"
+#include "runtime/clock.h"
+#include "runtime/err.h"
+#include "runtime/log.h"
+#include "runtime/rt.h"
+
+enum {
+    DS_CLI_NODE_MAX = 65535,
+    DS_CLI_WORKERS_MAX = 1024,
+    DS_CLI_HEARTBEAT_MS_DEFAULT = 10000,
+    DS_CLI_HEARTBEAT_MS_MAX = 86400000, /* a day */
+};
+
+#define DS_CLI_SERVE_DRAIN_NS (INT64_C(10) * 1000000000)
+
+typedef struct serve_opts {
+    uint64_t node;
+    uint64_t workers; /* 0: one per online core */
+    uint64_t heartbeat_ms;
+    bool help;
+} serve_opts_t;
+
+static const char serve_help[] =
+    "Usage: dossier serve [options]\n"
+    "\n"
+    "Runs a Dossier node in the foreground until SIGTERM or SIGINT, then drains and exits.\n"
+    "Logs are JSON lines on stderr; DOSSIER_LOG_LEVEL=debug|info|warn|error|off sets the level.\n"
+    "\n"
+    "Options:\n"
+    "  --node N           this node's id, 1 to 65535 (default 1)\n"
+    "  --workers N        worker threads, 1 to 1024 (default: one per online core)\n"
+    "  --heartbeat-ms N   period of the heartbeat log line in ms (default 10000)\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "Exit status: 0 stopped cleanly, 1 failure or an incomplete drain, 2 usage error.\n";
+
+/* Reads the number of option `name` at argv[*i], as "--name=N" or "--name N". */
+static int serve_number(int argc, char **argv, int *i, const char *name, uint64_t min, uint64_t max,
+                        uint64_t *out)
+{
+    const char *arg = argv[*i];
+    const char *value;
+    size_t n = strlen(name);
+    if (arg[n] == '=') {
+        value = arg + n + 1;
+    } else if (*i + 1 < argc) {
+        *i += 1;
+        value = argv[*i];
+    } else {
+        return ds_cli_usage_error("serve", "missing value for option", name);
+    }
+    if (ds_cli_parse_uint(value, min, max, out) < 0) {
+        (void)fprintf(stderr, "dossier: %s takes a whole number from %llu to %llu\n", name,
+                      (unsigned long long)min, (unsigned long long)max);
+        return ds_cli_usage_error("serve", "invalid value", value);
+    }
+    return 0;
+}
+
+static int serve_parse(int argc, char **argv, serve_opts_t *o)
+{
+    *o = (serve_opts_t){.node = 1, .workers = 0, .heartbeat_ms = DS_CLI_HEARTBEAT_MS_DEFAULT};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int rc = 0;
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            o->help = true;
+        } else if (ds_cli_is_opt(arg, "--node")) {
+            rc = serve_number(argc, argv, &i, "--node", 1, DS_CLI_NODE_MAX, &o->node);
+        } else if (ds_cli_is_opt(arg, "--workers")) {
+            rc = serve_number(argc, argv, &i, "--workers", 1, DS_CLI_WORKERS_MAX, &o->workers);
+        } else if (ds_cli_is_opt(arg, "--heartbeat-ms")) {
+            rc = serve_number(argc, argv, &i, "--heartbeat-ms", 1, DS_CLI_HEARTBEAT_MS_MAX,
+                              &o->heartbeat_ms);
+        } else if (arg[0] == '-') {
+            rc = ds_cli_usage_error("serve", "unknown option", arg);
+        } else {
+            rc = ds_cli_usage_error("serve", "unexpected argument", arg);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static const char *serve_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    default:
+        return "unknown";
+    }
+}
+
+/* Starts the runtime and the system actors. 0, or an error already logged. */
+static int serve_start(ds_rt_t *rt, const serve_opts_t *o)
+{
+    int rc = ds_rt_start(rt);
+    if (rc < 0) {
+        ds_log_error("could not start runtime", DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
+        return rc;
+    }
+    ds_heartbeat_cfg_t hb = {.period_ns = (int64_t)o->heartbeat_ms * 1000000};
+    ds_actor_id_t id;
+    rc = ds_spawn(rt, &ds_heartbeat_behaviour, &hb, NULL, &id);
+    if (rc < 0) {
+        ds_log_error("could not spawn actor", DS_LOG_STR("actor", "heartbeat"),
+                     DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
+        return rc;
+    }
+    return 0;
+}
+
+/* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
+static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
+{
+    int sig = 0;
+    while (sigwait(stop, &sig) != 0) {
+        /* sigwait fails only for a bad set: it is built above, so this does not loop. */
+    }
+    ds_log_info("draining", DS_LOG_STR("signal", serve_signal_name(sig)),
+                DS_LOG_I64("timeout_ms", DS_CLI_SERVE_DRAIN_NS / 1000000), DS_LOG_END);
+    int64_t t0 = ds_clock_now();
+    int rc = ds_rt_drain(rt, DS_CLI_SERVE_DRAIN_NS);
+    int64_t ms = (ds_clock_now() - t0) / 1000000;
+    ds_log(rc == 0 ? DS_LOG_INFO : DS_LOG_WARN, "node stopped",
+           DS_LOG_STR("drain", rc == 0 ? "complete" : ds_errname(rc)), DS_LOG_I64("drain_ms", ms),
+           DS_LOG_END);
+    return rc == 0 ? DS_CLI_OK : DS_CLI_FAIL;
+}
+
+static int serve_run(const serve_opts_t *o)
+{
+    sigset_t stop;
+    sigset_t blocked;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    blocked = stop;
+    sigaddset(&blocked, SIGPIPE);
+    int rc = pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    if (rc != 0) {
+        ds_log_error("could not block signals", DS_LOG_STR("error", ds_strerror(-rc)), DS_LOG_END);
+        return DS_CLI_FAIL;
+    }
+
+    uint64_t workers = o->workers;
+    if (workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n > 0 ? (uint64_t)n : 1;
+    }
+    ds_rt_cfg_t cfg = {.node = (uint16_t)o->node, .workers = (unsigned)workers};
+    ds_rt_t *rt = NULL;
+    rc = ds_rt_new(&cfg, &rt);
+    if (rc < 0) {
+        ds_log_error("could not create runtime", DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
+        return DS_CLI_FAIL;
+    }
+    if (serve_start(rt, o) < 0) {
+        ds_rt_free(&rt);
+        return DS_CLI_FAIL;
+    }
+    ds_log_info("node started", DS_LOG_U64("node", o->node), DS_LOG_U64("workers", workers),
+                DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
+                DS_LOG_END);
+    int status = serve_wait_and_drain(rt, &stop);
+    ds_rt_free(&rt);
+    return status;
+}
+
+int ds_cli_serve(int argc, char **argv)
+{
+    serve_opts_t o;
+    int rc = serve_parse(argc, argv, &o);
+    if (rc != 0) {
+        return rc;
+    }
+    if (o.help) {
+        (void)fputs(serve_help, stdout);
+        return DS_CLI_OK;
+    }
+    ds_log_init();
+    return serve_run(&o);
+}
