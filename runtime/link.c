@@ -8,7 +8,15 @@
  * remote_lock, which local actors watch which remote ones, so that a lost node fires them all.
  *
  * Asks: a pending ask is (corr -> timer id) in the asker's ext. A reply or a timeout whose corr
- * is not pending is dropped, so the asker sees exactly one of them. */
+ * is not pending is dropped, so the asker sees exactly one of them.
+ *
+ * Exit signals come from ds_exit() or from a link (its other side stopped, or was dead or
+ * lost when linked). A link's signal carries corr = LINK_EXIT (an exit signal has no other use
+ * for corr, and corr travels between nodes), because the two must be told apart: a link's
+ * signal from a peer we are no longer linked to is ignored, since we unlinked while the peer
+ * was dying (Erlang: after unlink() the link has no effect on the caller), whereas a
+ * ds_exit() signal acts whether or not its sender is linked, and DS_EXIT_KILL kills in any
+ * case. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,16 +40,23 @@ typedef struct vec {
 } vec_t;
 
 struct ds__ext {
-    vec_t links;    /* ds_actor_id_t */
-    vec_t mons;     /* ref_pair_t: monitors this actor holds (id = target) */
-    vec_t watchers; /* ref_pair_t: monitors on this actor (id = watcher) */
+    vec_t links;        /* ds_actor_id_t */
+    vec_t mons;         /* ref_pair_t: monitors this actor holds (id = target) */
+    vec_t watchers;     /* ref_pair_t: monitors on this actor (id = watcher) */
     uint64_t *ask_corr; /* open addressing; 0 = empty, 1 = deleted */
     uint64_t *ask_tid;
     uint32_t ask_n, ask_used, ask_cap;
     void *reg; /* registry.c */
 };
 
-enum { ASK_EMPTY = 0, ASK_DELETED = 1 };
+enum {
+    ASK_EMPTY = 0,
+    ASK_DELETED = 1
+};
+
+enum {
+    LINK_EXIT = 1
+}; /* corr of an exit signal sent because of a link */
 
 static ds__ext_t *ext_of(ds__actor_t *a)
 {
@@ -207,8 +222,11 @@ static void remote_watch(ds_rt_t *rt, bool is_link, ds_actor_id_t local, ds_acto
         rt->remote_cap = rt->remote_cap ? rt->remote_cap * 2 : 16;
         rt->remote = ds_xrealloc(rt->remote, rt->remote_cap * sizeof(*rt->remote));
     }
-    rt->remote[rt->nremote++] = (ds__remote_watch_t){
-        .node = ds_id_node(remote), .is_link = is_link, .local = local, .remote = remote, .ref = ref};
+    rt->remote[rt->nremote++] = (ds__remote_watch_t){.node = ds_id_node(remote),
+                                                     .is_link = is_link,
+                                                     .local = local,
+                                                     .remote = remote,
+                                                     .ref = ref};
     pthread_mutex_unlock(&rt->remote_lock);
 }
 
@@ -230,10 +248,21 @@ static void remote_unwatch(ds_rt_t *rt, bool is_link, ds_actor_id_t local, ds_ac
     pthread_mutex_unlock(&rt->remote_lock);
 }
 
-static void self_signal_exit(ds_ctx_t *ctx, ds_actor_id_t who, int reason)
+/* A link's exit signal: who stopped with reason. NULL if it could not be built. */
+static ds_msg_t *link_exit_new(ds_actor_id_t who, int64_t reason)
 {
     ds_msg_t *m;
-    if (ds_exit_new(&(ds_exit_t){.who = who, .reason = reason}, &m) == 0) {
+    if (ds_exit_new(&(ds_exit_t){.who = who, .reason = reason}, &m) < 0) {
+        return NULL;
+    }
+    m->corr = LINK_EXIT;
+    return m;
+}
+
+static void self_signal_exit(ds_ctx_t *ctx, ds_actor_id_t who, int reason)
+{
+    ds_msg_t *m = link_exit_new(who, reason);
+    if (m != NULL) {
         signal_send(ctx->rt, ctx, who, ctx->self, m);
     }
 }
@@ -420,23 +449,31 @@ int ds_reply_from(ds_rt_t *rt, const ds_msg_t *req, ds_msg_t **replyp)
     return reply_to(rt, NULL, req, replyp);
 }
 
+int ds_reply_error_from(ds_rt_t *rt, const ds_msg_t *req, int code)
+{
+    return error_reply(rt, NULL, req, code < 0 ? code : -EINVAL);
+}
+
 /* ---- inside a turn ---- */
 
-static bool on_exit_signal(ds_ctx_t *ctx, const ds_msg_t *m)
+static bool on_exit_signal(ds_ctx_t *ctx, ds_msg_t *m)
 {
     ds_exit_t x;
     if (ds_exit_decode(m, &x) < 0) {
         return true;
     }
-    ds__ext_t *e = ext_of(ctx->a);
-    int i = id_find(&e->links, x.who);
-    bool linked = i >= 0;
-    if (linked) {
+    if (m->corr == LINK_EXIT) {
+        ds__ext_t *e = ext_of(ctx->a);
+        int i = id_find(&e->links, x.who);
+        if (i < 0) {
+            return true; /* we unlinked while the peer was dying: no effect */
+        }
         vec_del(&e->links, (uint32_t)i, sizeof(ds_actor_id_t));
         remote_unwatch(ctx->rt, true, ctx->self, x.who, 0);
+        m->corr = 0; /* a trapped signal reaches receive() like any other */
     }
-    if (x.reason == DS_EXIT_KILL && !linked) {
-        ds_ctx_stop(ctx, DS_EXIT_KILLED); /* untrappable */
+    if (x.reason == DS_EXIT_KILL) {
+        ds_ctx_stop(ctx, DS_EXIT_KILLED); /* untrappable, from a linked sender too */
         return true;
     }
     if ((ctx->a->flags & DS__A_TRAP) != 0) {
@@ -556,9 +593,9 @@ void ds__signals_on_death(ds_ctx_t *ctx, int reason)
     bool cascade = (ctx->a->flags & DS__A_DRAIN) == 0;
     ds_actor_id_t *links = e->links.v;
     for (uint32_t i = 0; i < e->links.n; i++) {
-        ds_msg_t *m;
         remote_unwatch(rt, true, ctx->self, links[i], 0);
-        if (cascade && ds_exit_new(&(ds_exit_t){.who = ctx->self, .reason = link_reason}, &m) == 0) {
+        ds_msg_t *m = cascade ? link_exit_new(ctx->self, link_reason) : NULL;
+        if (m != NULL) {
             signal_send(rt, ctx, ctx->self, links[i], m);
         }
     }
@@ -593,12 +630,11 @@ void ds__answer_dead(ds_rt_t *rt, ds_actor_id_t self, ds_msg_t **msgp)
     }
     ds_msg_t *s = NULL;
     if (m->type == DS_MT_LINK && (m->flags & DS_MSG_F_SYSTEM) != 0) {
-        (void)ds_exit_new(&(ds_exit_t){.who = self, .reason = DS_ENOACTOR}, &s);
+        s = link_exit_new(self, DS_ENOACTOR);
     } else if (m->type == DS_MT_MONITOR && (m->flags & DS_MSG_F_SYSTEM) != 0) {
         ds_monitor_t mon;
         if (ds_monitor_decode(m, &mon) == 0) {
-            (void)ds_down_new(&(ds_down_t){.ref = mon.ref, .who = self, .reason = DS_ENOACTOR},
-                              &s);
+            (void)ds_down_new(&(ds_down_t){.ref = mon.ref, .who = self, .reason = DS_ENOACTOR}, &s);
         }
     }
     if (s != NULL) {
@@ -624,7 +660,7 @@ void ds_rt_node_down(ds_rt_t *rt, uint16_t node)
     for (uint32_t i = 0; i < nfire; i++) {
         ds_msg_t *m = NULL;
         if (fire[i].is_link) {
-            (void)ds_exit_new(&(ds_exit_t){.who = fire[i].remote, .reason = DS_ENODEDOWN}, &m);
+            m = link_exit_new(fire[i].remote, DS_ENODEDOWN);
         } else {
             (void)ds_down_new(
                 &(ds_down_t){.ref = fire[i].ref, .who = fire[i].remote, .reason = DS_ENODEDOWN},

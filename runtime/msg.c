@@ -61,10 +61,23 @@ static void put_batch(free_node_t *batch)
 static void cache_flush(void *arg)
 {
     cache_t *c = arg;
-    if (c->head != NULL) {
-        put_batch(c->head);
+    /* Only whole batches go to the exchange: small_alloc() takes each as BATCH nodes. */
+    while (c->n >= BATCH) {
+        free_node_t *batch = c->head;
+        free_node_t *cut = batch;
+        for (uint32_t i = 1; i < BATCH; i++) {
+            cut = cut->next;
+        }
+        c->head = cut->next;
+        cut->next = NULL;
+        c->n -= BATCH;
+        put_batch(batch);
     }
-    c->head = NULL;
+    while (c->head != NULL) {
+        free_node_t *next = c->head->next;
+        free(c->head);
+        c->head = next;
+    }
     c->n = 0;
 }
 
@@ -73,10 +86,21 @@ static void key_create(void)
     (void)pthread_key_create(&g_key, cache_flush);
 }
 
+static void cache_register(cache_t *c)
+{
+    if (!c->registered) {
+        (void)pthread_once(&g_once, key_create);
+        (void)pthread_setspecific(g_key, c);
+        c->registered = true;
+    }
+}
+
 static void *small_alloc(void)
 {
     cache_t *c = &tl_cache;
     if (c->n == 0) {
+        /* A thread that only allocates (the timer thread) may hold a batch when it exits. */
+        cache_register(c);
         pthread_mutex_lock(&g_lock);
         if (g_nbatches > 0) {
             c->head = g_batches[--g_nbatches];
@@ -96,11 +120,7 @@ static void *small_alloc(void)
 static void small_free(void *p)
 {
     cache_t *c = &tl_cache;
-    if (!c->registered) {
-        (void)pthread_once(&g_once, key_create);
-        (void)pthread_setspecific(g_key, c);
-        c->registered = true;
-    }
+    cache_register(c);
     free_node_t *f = p;
     f->next = c->head;
     c->head = f;

@@ -58,6 +58,11 @@ typedef struct registry {
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The entry this thread is activating, its stripe held (ds_send_key). An actor whose init
+ * fails dies inside ds_spawn(), and ds__registry_forget() must not take that stripe again:
+ * the activation removes the entry itself. */
+static _Thread_local entry_t *tl_activating;
+
 static registry_t *reg_of(ds_rt_t *rt)
 {
     /* The registry is created on first use; rt->registry is written once under init_lock. */
@@ -323,7 +328,10 @@ static int activate(ds_rt_t *rt, registry_t *r, entry_t *e)
     /* Spawned as if from outside any actor: a virtual actor has no parent. Passivation needs
      * the stripe we hold, so e->id is set before the actor can look at it. */
     ds_ctx_t *saved = ds__set_current(NULL);
+    entry_t *outer = tl_activating; /* an init may activate another key */
+    tl_activating = e;
     int rc = ds__spawn_ex(rt, k->behaviour, &vk, &o, NULL, e, &id);
+    tl_activating = outer;
     ds__set_current(saved);
     if (rc < 0) {
         return rc;
@@ -438,7 +446,8 @@ void ds__registry_forget(ds_rt_t *rt, ds__actor_t *a, ds_actor_id_t self)
     }
     void **slot = ds__ext_reg(a);
     entry_t *e = *slot;
-    if (e == NULL) {
+    if (e == NULL || e == tl_activating) {
+        *slot = NULL; /* a failed activation: ds_send_key() holds the stripe and cleans up */
         return;
     }
     stripe_t *s = stripe_for(r, e->hash);

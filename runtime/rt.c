@@ -343,6 +343,8 @@ static void parent_add(ds_rt_t *rt, ds_actor_id_t parent)
 }
 
 static void retire(ds_rt_t *rt, ds__actor_t *a);
+static void drain_dead(ds_rt_t *rt, ds__actor_t *a, ds_actor_id_t self);
+static void parent_child_gone(ds_rt_t *rt, ds_actor_id_t parent);
 
 int ds__spawn_ex(ds_rt_t *rt, const ds_behaviour_t *b, void *arg, const ds_spawn_opts_t *opts,
                  ds__executor_t *exec, void *vreg, ds_actor_id_t *out)
@@ -405,11 +407,15 @@ int ds__spawn_ex(ds_rt_t *rt, const ds_behaviour_t *b, void *arg, const ds_spawn
     }
     ds__set_current(saved);
     if (rc < 0 || ctx.stop) {
-        /* A failed init: the actor never ran. Tell its links, then retire it. */
+        /* A failed init: the actor never ran. Tell its links, answer what was sent to it
+         * meanwhile, retire it and let its parent know. */
         ctx.w = NULL;
         atomic_fetch_xor(&a->st, DS__ST_ALIVE | DS__ST_DEAD);
         ds__signals_on_death(&ctx, rc < 0 ? rc : ctx.reason);
+        drain_dead(rt, a, id);
+        ds_actor_id_t parent = a->parent; /* before retire: the slot may be reused after */
         retire(rt, a);
+        parent_child_gone(rt, parent);
         return rc < 0 ? rc : DS_ENOACTOR;
     }
     /* seq_cst pairs with the senders' depth increment and sched load (see ds__after_turn). */
@@ -454,6 +460,9 @@ int ds__deliver(ds_rt_t *rt, ds_ctx_t *ctx, ds_actor_id_t to, ds_msg_t **msgp)
 {
     ds_msg_t *m = *msgp;
     m->to = to;
+    if (ds_id_is_nil(to)) {
+        return DS_ENOACTOR;
+    }
     if (ds_id_node(to) != rt->cfg.node) {
         if (rt->router.route == NULL) {
             return DS_ENODEDOWN;

@@ -161,6 +161,8 @@ int ds_reply(ds_ctx_t *ctx, const ds_msg_t *req, ds_msg_t **replyp);
 int ds_reply_error(ds_ctx_t *ctx, const ds_msg_t *req, int code);
 /* Answers an ask from outside any actor (a transport's loop thread that kept the request). */
 int ds_reply_from(ds_rt_t *rt, const ds_msg_t *req, ds_msg_t **replyp);
+/* Answers an ask with an error code (negative) from outside any actor. */
+int ds_reply_error_from(ds_rt_t *rt, const ds_msg_t *req, int code);
 
 /* Links and monitors (Erlang semantics). A link is two-way: when either side stops with a
  * reason other than DS_EXIT_NORMAL, the other gets an exit signal and stops with the same

@@ -85,6 +85,7 @@ typedef struct ds__wgroup {
     uint64_t vt;
     uint32_t heap_pos; /* index in the worker's heap + 1; 0 when not in it */
     uint32_t count;
+    uint32_t wload; /* the weight it added to the worker's load while in the heap */
     _Atomic uint64_t delivered, sent, dropped, cpu_ns, turns, refused;
     _Atomic uint64_t hist[DS__HIST_BUCKETS];
 } __attribute__((aligned(DS__CACHELINE))) ds__wgroup_t;
@@ -136,7 +137,10 @@ struct ds__worker {
     uint64_t tick_now; /* tick at the start of the current turn */
     uint64_t seq;      /* correlation ids and monitor references */
     uint32_t since_reclaim;
-    atomic_uint state; /* enum ds__wstate */
+    uint32_t since_balance;
+    uint32_t load_local; /* sum of the weights of the groups in the heap */
+    atomic_uint load;    /* load_local, published for the other workers */
+    atomic_uint state;   /* enum ds__wstate */
 } __attribute__((aligned(DS__CACHELINE)));
 
 enum ds__wstate {

@@ -34,8 +34,9 @@
 #include "runtime/rt_int.h"
 
 enum {
-    SPIN_ROUNDS = 2000,  /* inbox polls before parking: ~20-50 us */
-    RECLAIM_EVERY = 256, /* turns between attempts to reuse dead slots */
+    SPIN_ROUNDS = 2000,   /* inbox polls before parking: ~20-50 us */
+    RECLAIM_EVERY = 256,  /* turns between attempts to reuse dead slots */
+    BALANCE_EVERY = 1024, /* turns between load comparisons with the other workers */
 };
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
@@ -102,10 +103,17 @@ static void heap_down(ds__worker_t *w, uint32_t i)
     heap_set(w, i, x);
 }
 
+static void load_add(ds__worker_t *w, int64_t delta)
+{
+    w->load_local = (uint32_t)((int64_t)w->load_local + delta);
+    atomic_store_explicit(&w->load, w->load_local, memory_order_relaxed);
+}
+
 static void heap_remove(ds__worker_t *w, ds__wgroup_t *wg)
 {
     uint32_t i = wg->heap_pos - 1;
     wg->heap_pos = 0;
+    load_add(w, -(int64_t)wg->wload);
     ds__wgroup_t *last = w->heap[--w->nheap];
     if (i == w->nheap) {
         return;
@@ -142,6 +150,8 @@ static void local_push(ds__worker_t *w, ds__actor_t *a)
         if (vt_less(wg->vt, start)) {
             wg->vt = start;
         }
+        wg->wload = atomic_load_explicit(&g->weight, memory_order_relaxed);
+        load_add(w, wg->wload);
         heap_set(w, w->nheap++, wg);
         heap_up(w, w->nheap - 1);
     }
@@ -197,27 +207,15 @@ static void drain_inbox(ds__worker_t *w)
     }
 }
 
-/* Hands about half of w's runnable actors to an idle worker, if there is one. */
-static void donate(ds_rt_t *rt, ds__worker_t *w)
+/* Moves about half of w's runnable actors to t's inbox: half of every group's FIFO, and every
+ * other group that has a single runnable actor. */
+static void give(ds__worker_t *w, ds__worker_t *t)
 {
-    ds__worker_t *t = NULL;
-    for (unsigned i = 0; i < rt->nworkers && t == NULL; i++) {
-        ds__worker_t *c = &rt->workers[(w->id + 1 + i) % rt->nworkers];
-        unsigned s = atomic_load_explicit(&c->state, memory_order_relaxed);
-        if (c != w && s != DS__W_RUNNING &&
-            atomic_compare_exchange_strong(&c->state, &s, DS__W_RUNNING)) {
-            t = c;
-            atomic_fetch_sub(&rt->searching, 1);
-        }
-    }
-    if (t == NULL) {
-        return;
-    }
-    uint32_t give = w->nrunnable / 2;
-    for (uint32_t i = 0; i < w->nheap && give > 0;) {
+    uint32_t left = w->nrunnable / 2;
+    for (uint32_t i = 0; i < w->nheap && left > 0;) {
         ds__wgroup_t *wg = w->heap[i];
         uint32_t n = wg->count > 1 ? wg->count / 2 : (i % 2 == 1 ? 1 : 0);
-        for (; n > 0 && give > 0; n--, give--) {
+        for (; n > 0 && left > 0; n--, left--) {
             ds__actor_t *a = local_pop(w, wg);
             ds_mpsc_push(&t->inbox, &a->run);
         }
@@ -227,9 +225,49 @@ static void donate(ds_rt_t *rt, ds__worker_t *w)
             i++;
         }
     }
-    /* The target may be parked: bump its futex word in any case (cheap when it is not). */
-    atomic_fetch_add_explicit(&t->wake_seq, 1, memory_order_release);
-    futex_wake(&t->wake_seq);
+}
+
+/* Work sharing, from the busy side. An idle worker is claimed (its state set to RUNNING, so
+ * no other donor picks it too) and handed half of our runnable actors. */
+static void donate_idle(ds_rt_t *rt, ds__worker_t *w)
+{
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        ds__worker_t *c = &rt->workers[(w->id + i) % rt->nworkers];
+        unsigned s = atomic_load_explicit(&c->state, memory_order_relaxed);
+        if (s != DS__W_RUNNING && atomic_compare_exchange_strong(&c->state, &s, DS__W_RUNNING)) {
+            atomic_fetch_sub(&rt->searching, 1);
+            give(w, c);
+            /* It may be parked: bump its futex word in any case (cheap when it is not). */
+            atomic_fetch_add_explicit(&c->wake_seq, 1, memory_order_release);
+            futex_wake(&c->wake_seq);
+            return;
+        }
+    }
+}
+
+/* Load balancing between busy workers. Fair queueing is per worker, so a group's share is its
+ * weight over the weights active on its worker: ten quiet tenants crowded on one worker next
+ * to a noisy one would each get a tenth of a core while the noisy tenant alone has the other
+ * core. Every BALANCE_EVERY turns a worker compares the weight of its active groups with the
+ * others' and, when it carries more than four times the lightest's plus two, hands half of its
+ * runnable actors to it. The margin is wide on purpose: moving actors costs their caches, and
+ * loads that flicker (many groups with one message each) must not shuffle them. */
+static void balance(ds_rt_t *rt, ds__worker_t *w)
+{
+    ds__worker_t *best = NULL;
+    unsigned best_load = UINT32_MAX;
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        ds__worker_t *c = &rt->workers[(w->id + i) % rt->nworkers];
+        unsigned l = atomic_load_explicit(&c->load, memory_order_relaxed);
+        if (l < best_load) {
+            best_load = l;
+            best = c;
+        }
+    }
+    if (best != NULL && w->load_local >= 2 + 4 * best_load) {
+        give(w, best);
+        wake(best);
+    }
 }
 
 /* ---- running turns ---- */
@@ -290,13 +328,14 @@ static void run_one(ds_rt_t *rt, ds__worker_t *w, ds__wgroup_t *wg)
 void ds__run_external(ds_rt_t *rt, ds__actor_t *a)
 {
     uint64_t st = atomic_load_explicit(&a->st, memory_order_relaxed);
+    ds__group_t *g = rt->groups[a->gid]; /* read now: a dead actor's slot may be reused */
     ds_ctx_t ctx = {
         .rt = rt, .w = NULL, .a = a, .self = ds_id_make(rt->cfg.node, DS__ST_GEN(st), a->index)};
     ds_ctx_t *saved = ds__set_current(&ctx);
     unsigned ran = ds__turn(rt, &ctx, rt->cfg.batch);
     bool again = ds__after_turn(rt, &ctx, ran);
     ds__set_current(saved);
-    atomic_fetch_add_explicit(&rt->groups[a->gid]->xdelivered, ran, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->xdelivered, ran, memory_order_relaxed);
     if (again) {
         a->exec->schedule(a->exec, a);
     }
@@ -319,8 +358,11 @@ static bool has_work(ds__worker_t *w)
 }
 
 /* Waits for work. Returns when the inbox has something or the runtime stops. */
+static void quiescent(ds_rt_t *rt, ds__worker_t *w);
+
 static void idle(ds_rt_t *rt, ds__worker_t *w)
 {
+    quiescent(rt, w); /* we hold no actor: dead slots need not wait for us */
     if (atomic_load_explicit(&rt->nlimbo, memory_order_relaxed) > 0) {
         ds__reclaim(rt, false);
     }
@@ -374,8 +416,13 @@ static void *worker_main(void *arg)
             idle(rt, w);
             continue;
         }
-        if (w->nrunnable >= 2 && atomic_load_explicit(&rt->searching, memory_order_relaxed) > 0) {
-            donate(rt, w);
+        if (w->nrunnable >= 2) {
+            if (atomic_load_explicit(&rt->searching, memory_order_relaxed) > 0) {
+                donate_idle(rt, w);
+            } else if (++w->since_balance >= BALANCE_EVERY) {
+                w->since_balance = 0;
+                balance(rt, w);
+            }
         }
         ds__wgroup_t *wg = w->heap[0];
         if (vt_less(w->vnow, wg->vt)) {

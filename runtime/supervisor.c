@@ -66,7 +66,11 @@ static int sup_init(ds_ctx_t *ctx, void *arg)
     for (size_t i = 0; i < spec->nchildren; i++) {
         int rc = start_child(ctx, s, i);
         if (rc < 0) {
-            /* The children started so far are linked to us: our failed start stops them. */
+            /* Stop the children started so far. Our links cannot: we die before handling
+             * their LINK messages, so our death signals none of them. */
+            for (size_t j = 0; j < i; j++) {
+                (void)ds_exit(ctx, s->ids[j], DS_EXIT_SHUTDOWN);
+            }
             sup_free(s);
             ds_ctx_set_state(ctx, NULL);
             return rc;
