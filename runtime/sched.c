@@ -358,8 +358,6 @@ static bool has_work(ds__worker_t *w)
 }
 
 /* Waits for work. Returns when the inbox has something or the runtime stops. */
-static void quiescent(ds_rt_t *rt, ds__worker_t *w);
-
 static void idle(ds_rt_t *rt, ds__worker_t *w)
 {
     quiescent(rt, w); /* we hold no actor: dead slots need not wait for us */

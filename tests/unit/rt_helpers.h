@@ -40,17 +40,21 @@
 #define SEC     ((int64_t)1000000000)
 #define HANG_NS (20 * SEC)
 
-/* Polls cond until it holds; fails the test if it does not within HANG_NS. */
-#define WAIT_FOR(cond)                                       \
-    do {                                                     \
-        int64_t wait_deadline_ = ds_clock_now() + HANG_NS;   \
-        while (!(cond)) {                                    \
-            if (ds_clock_now() > wait_deadline_) {           \
-                fail_msg("timed out waiting for %s", #cond); \
-            }                                                \
-            usleep(100);                                     \
-        }                                                    \
-    } while (0)
+/* One poll of WAIT_FOR: sleeps 100 us, and fails the test once the deadline passed. */
+static inline void wait_step(int64_t deadline, const char *what)
+{
+    if (ds_clock_now() > deadline) {
+        fail_msg("timed out waiting for %s", what);
+    }
+    usleep(100);
+}
+
+/* Polls cond until it holds; fails the test if it does not within HANG_NS. One statement, so a
+ * wait inside loops does not deepen their nesting. */
+#define WAIT_FOR(cond)                                                  \
+    for (int64_t wait_deadline_ = ds_clock_now() + HANG_NS; !(cond);) { \
+        wait_step(wait_deadline_, #cond);                               \
+    }
 
 enum {
     T_PING = DS_MSG_USER_BASE + 1, /* u64: a value to record */
