@@ -86,7 +86,8 @@ int ds_msg_clone(const ds_msg_t *msg, ds_msg_t **out);
 /* Frees *msgp (and drops its payload reference) and sets it to NULL. Accepts NULL. */
 void ds_msg_free(ds_msg_t **msgp);
 
-/* The error code an error reply carries (DS_MSG_F_REPLY|DS_MSG_F_ERROR), or 0. */
+/* The error code an error reply carries (DS_MSG_F_REPLY|DS_MSG_F_ERROR), 0 for any other
+ * message, or DS_EDECODE for an error reply whose payload is not a negative code. */
 int ds_msg_error(const ds_msg_t *msg);
 
 /* Bytes a message holds against its group's cap: the header plus its payload. */
