@@ -19,12 +19,14 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/rt.h"
+#include "transports/nng/cluster.h"
 
 enum {
     DS_CLI_NODE_MAX = 65535,
     DS_CLI_WORKERS_MAX = 1024,
     DS_CLI_HEARTBEAT_MS_DEFAULT = 10000,
     DS_CLI_HEARTBEAT_MS_MAX = 86400000, /* a day */
+    DS_CLI_PEERS_MAX = 64,
 };
 
 #define DS_CLI_SERVE_DRAIN_NS (INT64_C(10) * 1000000000)
@@ -33,6 +35,9 @@ typedef struct serve_opts {
     uint64_t node;
     uint64_t workers; /* 0: one per online core */
     uint64_t heartbeat_ms;
+    const char *listen; /* --cluster-listen, or NULL */
+    ds_cluster_peer_t peers[DS_CLI_PEERS_MAX];
+    size_t npeers;
     bool help;
 } serve_opts_t;
 
@@ -46,6 +51,11 @@ static const char serve_help[] =
     "  --node N           this node's id, 1 to 65535 (default 1)\n"
     "  --workers N        worker threads, 1 to 1024 (default: one per online core)\n"
     "  --heartbeat-ms N   period of the heartbeat log line in ms (default 10000)\n"
+    "  --cluster-listen URL\n"
+    "                     link with other dossier processes: listen on URL (nng: ipc:///path\n"
+    "                     or tcp://127.0.0.1:PORT)\n"
+    "  --peer NODE=URL    a peer node and the URL it listens on (repeatable; needs\n"
+    "                     --cluster-listen)\n"
     "  -h, --help         show this help\n"
     "\n"
     "Exit status: 0 stopped cleanly, 1 failure or an incomplete drain, 2 usage error.\n";
@@ -73,6 +83,56 @@ static int serve_number(int argc, char **argv, int *i, const char *name, uint64_
     return 0;
 }
 
+/* The value of option `name` at argv[*i], as "--name=V" or "--name V"; NULL after a usage
+ * error was reported. */
+static const char *serve_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (arg[n] == '=') {
+        return arg + n + 1;
+    }
+    if (*i + 1 < argc) {
+        *i += 1;
+        return argv[*i];
+    }
+    (void)ds_cli_usage_error("serve", "missing value for option", name);
+    return NULL;
+}
+
+/* --peer NODE=URL */
+static int serve_peer(int argc, char **argv, int *i, serve_opts_t *o)
+{
+    const char *v = serve_value(argc, argv, i, "--peer");
+    if (v == NULL) {
+        return DS_CLI_USAGE;
+    }
+    const char *eq = strchr(v, '=');
+    char num[8] = {0};
+    uint64_t node = 0;
+    if (eq == NULL || eq == v || (size_t)(eq - v) >= sizeof(num) || eq[1] == '\0') {
+        return ds_cli_usage_error("serve", "--peer takes NODE=URL", v);
+    }
+    memcpy(num, v, (size_t)(eq - v));
+    if (ds_cli_parse_uint(num, 1, DS_CLI_NODE_MAX, &node) < 0) {
+        return ds_cli_usage_error("serve", "invalid peer node", v);
+    }
+    if (o->npeers == DS_CLI_PEERS_MAX) {
+        return ds_cli_usage_error("serve", "too many peers", v);
+    }
+    o->peers[o->npeers++] = (ds_cluster_peer_t){.node = (uint16_t)node, .url = eq + 1};
+    return 0;
+}
+
+static int serve_parse_cluster(int argc, char **argv, int *i, serve_opts_t *o)
+{
+    if (ds_cli_is_opt(argv[*i], "--peer")) {
+        return serve_peer(argc, argv, i, o);
+    }
+    o->listen = serve_value(argc, argv, i, "--cluster-listen");
+    return o->listen != NULL ? 0 : DS_CLI_USAGE;
+}
+
 static int serve_parse(int argc, char **argv, serve_opts_t *o)
 {
     *o = (serve_opts_t){.node = 1, .workers = 0, .heartbeat_ms = DS_CLI_HEARTBEAT_MS_DEFAULT};
@@ -88,6 +148,8 @@ static int serve_parse(int argc, char **argv, serve_opts_t *o)
         } else if (ds_cli_is_opt(arg, "--heartbeat-ms")) {
             rc = serve_number(argc, argv, &i, "--heartbeat-ms", 1, DS_CLI_HEARTBEAT_MS_MAX,
                               &o->heartbeat_ms);
+        } else if (ds_cli_is_opt(arg, "--cluster-listen") || ds_cli_is_opt(arg, "--peer")) {
+            rc = serve_parse_cluster(argc, argv, &i, o);
         } else if (arg[0] == '-') {
             rc = ds_cli_usage_error("serve", "unknown option", arg);
         } else {
@@ -96,6 +158,9 @@ static int serve_parse(int argc, char **argv, serve_opts_t *o)
         if (rc != 0) {
             return rc;
         }
+    }
+    if (o->npeers > 0 && o->listen == NULL) {
+        return ds_cli_usage_error("serve", "--peer needs", "--cluster-listen");
     }
     return 0;
 }
@@ -176,7 +241,19 @@ static int serve_run(const serve_opts_t *o)
         ds_log_error("could not create runtime", DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
         return DS_CLI_FAIL;
     }
-    if (serve_start(rt, o) < 0) {
+    ds_cluster_t *cluster = NULL;
+    if (o->listen != NULL) {
+        ds_cluster_cfg_t cc = {.listen_url = o->listen, .peers = o->peers, .npeers = o->npeers};
+        rc = ds_cluster_new(rt, &cc, &cluster);
+        if (rc < 0) {
+            ds_log_error("could not set up cluster", DS_LOG_STR("error", ds_strerror(rc)),
+                         DS_LOG_END);
+            ds_rt_free(&rt);
+            return DS_CLI_FAIL;
+        }
+    }
+    if (serve_start(rt, o) < 0 || (cluster != NULL && ds_cluster_start(cluster) < 0)) {
+        ds_cluster_free(&cluster); /* before the runtime; nothing routes remotely yet */
         ds_rt_free(&rt);
         return DS_CLI_FAIL;
     }
@@ -184,6 +261,7 @@ static int serve_run(const serve_opts_t *o)
                 DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
                 DS_LOG_END);
     int status = serve_wait_and_drain(rt, &stop);
+    ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
     return status;
 }
