@@ -594,29 +594,29 @@ int ds_mp_get_map(ds_mp_reader_t *r, uint32_t *n)
     return r_count(r, DS_MP_MAP, n);
 }
 
-/* Skipping without recursion: todo[d] counts the values still to skip at nesting level d
+/* Skipping without recursion: left[d] counts the values still to skip at nesting level d
  * (level 0 holds the one value asked for). Each step takes one value off the innermost level
  * with work left; a container pushes a level holding its element count (twice the pair count
  * for a map). Every value takes at least one byte, so a count larger than the bytes left is
  * malformed and refused before any loop runs over it. */
 int ds_mp_skip(ds_mp_reader_t *r, unsigned max_depth)
 {
-    uint64_t todo[DS_MP_DEPTH_MAX + 1];
+    uint64_t left[DS_MP_DEPTH_MAX + 1];
     unsigned depth = 0;
     size_t pos = r->ds__pos;
     const size_t n = r->ds__n;
     if (max_depth > DS_MP_DEPTH_MAX) {
         max_depth = DS_MP_DEPTH_MAX;
     }
-    todo[0] = 1;
+    left[0] = 1;
     for (;;) {
-        while (todo[depth] == 0 && depth > 0) {
+        while (left[depth] == 0 && depth > 0) {
             depth--;
         }
-        if (todo[depth] == 0) {
+        if (left[depth] == 0) {
             break;
         }
-        todo[depth]--;
+        left[depth]--;
         mp_head_t h;
         if (mp_head(r->ds__p, n, pos, &h) != 0) {
             return DS_EDECODE;
@@ -627,7 +627,7 @@ int ds_mp_skip(ds_mp_reader_t *r, unsigned max_depth)
             if (depth >= max_depth || count > n - pos) {
                 return DS_EDECODE;
             }
-            todo[++depth] = count;
+            left[++depth] = count;
         } else if (h.type == DS_MP_STR || h.type == DS_MP_BIN) {
             if (h.len > n - pos) {
                 return DS_EDECODE;

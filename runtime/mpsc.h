@@ -1,5 +1,5 @@
 /* mpsc: an intrusive, unbounded, lock-free multi-producer single-consumer queue (Vyukov's
- * non-intrusive-stub variant, as in Pony's messageq.c). Mailboxes (nodes are messages) and
+ * variant with a sentinel node, as in Pony's messageq.c). Mailboxes (nodes are messages) and
  * worker inboxes (nodes are actors) use it; bounds are enforced by the callers' counters.
  *
  * Idea: producers swing `tail` to their node with one atomic exchange, then link the previous
@@ -20,14 +20,14 @@
 typedef struct ds_mpsc {
     _Atomic(struct ds_qnode *) tail; /* producers' side */
     struct ds_qnode *head;           /* the consumer's side */
-    struct ds_qnode stub;
+    struct ds_qnode sentinel;
 } ds_mpsc_t;
 
 static inline void ds_mpsc_init(ds_mpsc_t *q)
 {
-    atomic_init(&q->stub.next, NULL);
-    atomic_init(&q->tail, &q->stub);
-    q->head = &q->stub;
+    atomic_init(&q->sentinel.next, NULL);
+    atomic_init(&q->tail, &q->sentinel);
+    q->head = &q->sentinel;
 }
 
 static inline void ds_mpsc_push(ds_mpsc_t *q, struct ds_qnode *n)
@@ -46,7 +46,7 @@ static inline struct ds_qnode *ds_mpsc_pop(ds_mpsc_t *q)
     struct ds_qnode *head = q->head;
     /* Acquire pairs with the release store of next in ds_mpsc_push(). */
     struct ds_qnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
-    if (head == &q->stub) {
+    if (head == &q->sentinel) {
         if (next == NULL) {
             return NULL;
         }
@@ -58,11 +58,11 @@ static inline struct ds_qnode *ds_mpsc_pop(ds_mpsc_t *q)
         q->head = next;
         return head;
     }
-    /* head is the last linked node: re-queue the stub behind it so head can be handed out. */
+    /* head is the last linked node: re-queue the sentinel behind it so head can be handed out. */
     if (head != atomic_load_explicit(&q->tail, memory_order_acquire)) {
         return NULL; /* a producer swung tail but has not linked yet */
     }
-    ds_mpsc_push(q, &q->stub);
+    ds_mpsc_push(q, &q->sentinel);
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next != NULL) {
         q->head = next;
@@ -74,7 +74,7 @@ static inline struct ds_qnode *ds_mpsc_pop(ds_mpsc_t *q)
 /* True when nothing is queued and no push is under way (consumer only). */
 static inline bool ds_mpsc_empty(ds_mpsc_t *q)
 {
-    return q->head == &q->stub &&
-           atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL &&
-           atomic_load_explicit(&q->tail, memory_order_acquire) == &q->stub;
+    return q->head == &q->sentinel &&
+           atomic_load_explicit(&q->sentinel.next, memory_order_acquire) == NULL &&
+           atomic_load_explicit(&q->tail, memory_order_acquire) == &q->sentinel;
 }

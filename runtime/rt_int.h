@@ -47,7 +47,7 @@ typedef struct ds__executor ds__executor_t;
  * the thread running the actor. */
 typedef struct ds__actor {
     /* line 0: senders */
-    ds_mpsc_t mb;            /* 24 bytes: tail, head (consumer), stub */
+    ds_mpsc_t mb;            /* 24 bytes: tail, head (consumer), sentinel */
     atomic_uint depth;       /* queued messages (user, reply and system) */
     atomic_uint sched;       /* 1 while queued to run or running, 0 when idle */
     _Atomic uint64_t st;     /* generation, ALIVE/DEAD, foreign pins */

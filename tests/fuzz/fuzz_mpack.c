@@ -89,17 +89,17 @@ static int read_scalar(ds_mp_reader_t *r, ds_mp_type_t t)
 /* Reads one value with the typed getters, iteratively, with the same depth rule as skip. */
 static int walk(ds_mp_reader_t *r, unsigned max_depth)
 {
-    uint64_t todo[DEPTH + 1];
+    uint64_t left[DEPTH + 1];
     unsigned depth = 0;
-    todo[0] = 1;
+    left[0] = 1;
     for (;;) {
-        while (todo[depth] == 0 && depth > 0) {
+        while (left[depth] == 0 && depth > 0) {
             depth--;
         }
-        if (todo[depth] == 0) {
+        if (left[depth] == 0) {
             return 0;
         }
-        todo[depth]--;
+        left[depth]--;
         ds_mp_type_t t;
         if (ds_mp_peek(r, &t) != 0) {
             return DS_EDECODE;
@@ -110,7 +110,7 @@ static int walk(ds_mp_reader_t *r, unsigned max_depth)
             if (rc != 0 || depth >= max_depth) {
                 return DS_EDECODE;
             }
-            todo[++depth] = t == DS_MP_MAP ? 2 * (uint64_t)n : n;
+            left[++depth] = t == DS_MP_MAP ? 2 * (uint64_t)n : n;
         } else if (read_scalar(r, t) != 0) {
             return DS_EDECODE;
         }
