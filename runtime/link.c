@@ -296,7 +296,8 @@ int ds_link(ds_ctx_t *ctx, ds_actor_id_t other)
     }
     rc = signal_send(ctx->rt, ctx, ctx->self, other, m);
     if (rc == DS_ENOACTOR || rc == DS_ENODEDOWN) {
-        /* Linking to the dead: an exit signal now, as Erlang's noproc. */
+        /* Linking to the dead: an exit signal now, as Erlang's noproc; no watch lingers. */
+        remote_unwatch(ctx->rt, true, ctx->self, other, 0);
         self_signal_exit(ctx, other, rc);
     }
     return 0;
@@ -336,6 +337,7 @@ int ds_monitor(ds_ctx_t *ctx, ds_actor_id_t target, uint64_t *ref)
     }
     rc = signal_send(ctx->rt, ctx, ctx->self, target, m);
     if (rc == DS_ENOACTOR || rc == DS_ENODEDOWN) {
+        remote_unwatch(ctx->rt, false, ctx->self, target, r);
         self_signal_down(ctx, r, target, rc);
     }
     *ref = r;

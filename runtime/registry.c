@@ -53,6 +53,7 @@ typedef struct registry {
     pthread_mutex_t kind_lock;
     ds_actor_id_t sweeper;
     int64_t sweep_ns;
+    uint64_t sweep_tid;
     atomic_size_t active;
 } registry_t;
 
@@ -267,27 +268,32 @@ static int sweeper_receive(ds_ctx_t *ctx, ds_msg_t **msgp);
 static const ds_behaviour_t sweeper_behaviour = {.name = "registry.sweeper",
                                                  .receive = sweeper_receive};
 
+/* Makes sure a sweeper ticks at least every idle_ns / 4 (1 ms at the least): the first kind
+ * with an idle time starts it, a kind with a shorter one re-arms its timer. */
 static int start_sweeper(ds_rt_t *rt, registry_t *r, int64_t idle_ns)
 {
     int64_t period = idle_ns / 4 > 1000000 ? idle_ns / 4 : 1000000;
     if (!ds_id_is_nil(r->sweeper) && r->sweep_ns <= period) {
         return 0;
     }
-    if (!ds_id_is_nil(r->sweeper)) {
-        return 0; /* a slower sweeper runs; idle times are a lower bound, not a deadline */
-    }
-    ds_spawn_opts_t o = {.group = DS_GROUP_SYSTEM, .parent = DS_ID_NIL};
-    int rc = ds_spawn(rt, &sweeper_behaviour, NULL, &o, &r->sweeper);
-    if (rc < 0) {
-        return rc;
+    if (ds_id_is_nil(r->sweeper)) {
+        ds_spawn_opts_t o = {.group = DS_GROUP_SYSTEM, .parent = DS_ID_NIL};
+        int rc = ds_spawn(rt, &sweeper_behaviour, NULL, &o, &r->sweeper);
+        if (rc < 0) {
+            return rc;
+        }
+    } else {
+        (void)ds_timer_cancel(rt, r->sweep_tid);
     }
     ds_msg_t *m;
-    rc = ds_tick_new(&(ds_tick_t){.seq = 0}, &m);
+    int rc = ds_tick_new(&(ds_tick_t){.seq = 0}, &m);
     if (rc == 0) {
-        rc = ds_timer_every(rt, r->sweeper, period, &m, NULL);
+        rc = ds_timer_every(rt, r->sweeper, period, &m, &r->sweep_tid);
         ds_msg_free(&m);
     }
-    r->sweep_ns = period;
+    if (rc == 0) {
+        r->sweep_ns = period;
+    }
     return rc;
 }
 

@@ -230,13 +230,13 @@ int ds_group_metrics(ds_rt_t *rt, uint32_t gid, ds_group_metrics_t *out)
         return -ENOENT;
     }
     ds_group_metrics_t m = {0};
-    uint64_t sent = rd(&g->fsent), done = rd(&g->xdelivered);
+    uint64_t sent = rd(&g->fsent), done = rd(&g->xdelivered) + rd(&g->dropped);
     m.delivered = done;
     for (unsigned i = 0; i < rt->nworkers; i++) {
         ds__wgroup_t *wg = &g->w[i];
         m.delivered += rd(&wg->delivered);
         sent += rd(&wg->sent);
-        done += rd(&wg->delivered) + rd(&wg->dropped);
+        done += rd(&wg->delivered);
         m.cpu_ns += rd(&wg->cpu_ns);
         m.turns += rd(&wg->turns);
         m.refused += rd(&wg->refused);
@@ -665,7 +665,7 @@ static void drain_dead(ds_rt_t *rt, ds__actor_t *a, ds_actor_id_t self)
     if (n > 0) {
         atomic_fetch_sub_explicit(&g->bytes, bytes, memory_order_relaxed);
         atomic_fetch_sub(&a->depth, n);
-        atomic_fetch_add_explicit(&g->xdelivered, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g->dropped, n, memory_order_relaxed);
     }
 }
 
@@ -690,25 +690,15 @@ static void retire(ds_rt_t *rt, ds__actor_t *a)
     pthread_mutex_unlock(&rt->slot_lock);
 }
 
+/* One child fewer: the drain stops a parent once it has none (stop_leaves). */
 static void parent_child_gone(ds_rt_t *rt, ds_actor_id_t parent)
 {
     if (ds_id_is_nil(parent) || ds_id_node(parent) != rt->cfg.node) {
         return;
     }
     ds__actor_t *p = ds__slot(rt, ds_id_index(parent));
-    if (p == NULL) {
-        return;
-    }
-    unsigned left = atomic_fetch_sub_explicit(&p->nchildren, 1, memory_order_acq_rel) - 1;
-    if (left == 0 && atomic_load(&rt->draining)) {
-        ds_msg_t *m;
-        if (ds_stop_new(&(ds_stop_t){.reason = DS_EXIT_SHUTDOWN}, &m) == 0) {
-            m->flags |= DS_MSG_F_SYSTEM;
-            m->from = DS_ID_NIL;
-            if (ds__deliver(rt, NULL, parent, &m) < 0) {
-                ds_msg_free(&m);
-            }
-        }
+    if (p != NULL) {
+        atomic_fetch_sub_explicit(&p->nchildren, 1, memory_order_relaxed);
     }
 }
 
@@ -800,13 +790,16 @@ static bool no_actors(ds_rt_t *rt)
     return atomic_load(&rt->live) == 0;
 }
 
-static void stop_leaves(ds_rt_t *rt)
+/* Sends STOP to every live actor without live children that was not sent one yet; stopped[i]
+ * remembers the generation that got it (+1), so each incarnation is asked once. */
+static void stop_leaves(ds_rt_t *rt, uint32_t *stopped, uint32_t n)
 {
     uint32_t hwm = atomic_load(&rt->hwm);
-    for (uint32_t i = 1; i < hwm; i++) {
+    for (uint32_t i = 1; i < hwm && i < n; i++) {
         ds__actor_t *a = ds__slot(rt, i);
         uint64_t st = atomic_load_explicit(&a->st, memory_order_acquire);
-        if ((st & DS__ST_ALIVE) == 0 || atomic_load(&a->nchildren) > 0) {
+        if ((st & DS__ST_ALIVE) == 0 || atomic_load(&a->nchildren) > 0 ||
+            stopped[i] == DS__ST_GEN(st) + 1) {
             continue;
         }
         ds_msg_t *m;
@@ -818,6 +811,7 @@ static void stop_leaves(ds_rt_t *rt)
         if (ds__deliver(rt, NULL, ds_id_make(rt->cfg.node, DS__ST_GEN(st), i), &m) < 0) {
             ds_msg_free(&m);
         }
+        stopped[i] = DS__ST_GEN(st) + 1;
     }
 }
 
@@ -826,13 +820,17 @@ int ds_rt_drain(ds_rt_t *rt, int64_t timeout_ns)
     int64_t deadline = ds_clock_now() + timeout_ns;
     atomic_store(&rt->draining, true);
     bool delivered = wait_until(rt, all_idle, deadline);
-    /* Children first: leaves now; a parent gets its stop when its last child is gone. */
-    stop_leaves(rt);
+    /* Children first: leaves now; a parent gets its stop when its last child is gone. The
+     * rescans catch parents whose children died before the drain and actors spawned by actors
+     * meanwhile; each incarnation is asked once. */
+    uint32_t n = rt->cfg.max_actors + 1;
+    uint32_t *stopped = ds_xcalloc(n, sizeof(uint32_t));
+    stop_leaves(rt, stopped, n);
     while (!no_actors(rt) && ds_clock_now() < deadline) {
-        /* A parent whose children died before the drain began has no child to wake it. */
         usleep(2000);
-        stop_leaves(rt);
+        stop_leaves(rt, stopped, n);
     }
+    free(stopped);
     return delivered && no_actors(rt) ? 0 : DS_ETIMEDOUT;
 }
 

@@ -86,7 +86,7 @@ typedef struct ds__wgroup {
     uint32_t heap_pos; /* index in the worker's heap + 1; 0 when not in it */
     uint32_t count;
     uint32_t wload; /* the weight it added to the worker's load while in the heap */
-    _Atomic uint64_t delivered, sent, dropped, cpu_ns, turns, refused;
+    _Atomic uint64_t delivered, sent, cpu_ns, turns, refused;
     _Atomic uint64_t hist[DS__HIST_BUCKETS];
 } __attribute__((aligned(DS__CACHELINE))) ds__wgroup_t;
 
@@ -100,6 +100,7 @@ typedef struct ds__group {
     _Atomic uint64_t refused;    /* sends refused */
     _Atomic uint64_t fsent;      /* sends from outside the workers */
     _Atomic uint64_t xdelivered; /* messages run by external executors */
+    _Atomic uint64_t dropped;    /* messages a dead actor's mailbox still held (answered) */
     atomic_uint actors;
     ds__wgroup_t w[]; /* one per worker */
 } ds__group_t;

@@ -11,7 +11,8 @@
  * semaphore that the finishing actor posts. Mailboxes are bounded; where a workload would
  * overrun a limit the policy is stated where it applies (tenants: a refused send is retried on
  * the sender's next turn; noisy: a flooder's refused noise is dropped and counted). Workers:
- * DS_BENCH_WORKERS, default one per core. */
+ * DS_BENCH_WORKERS, default one per core. DS_BENCH_VERBOSE=1 makes `noisy` print every
+ * group's metrics on stderr. */
 #include <errno.h>
 #include <semaphore.h>
 #include <stdatomic.h>

@@ -345,6 +345,22 @@ static inline int tactor_basic(ds_ctx_t *ctx, tactor_t *t, ds_msg_t **msgp)
     return 0;
 }
 
+/* The reason in the observer's DOWN for id (waits for it). */
+static inline int64_t down_of(tactor_t *obs, ds_actor_id_t id)
+{
+    for (;;) {
+        size_t n = tactor_count(obs, DS_MT_DOWN);
+        for (size_t i = 0; i < n; i++) {
+            rec_ev_t e;
+            assert_true(tactor_get(obs, DS_MT_DOWN, i, &e));
+            if (ds_id_eq(e.who, id)) {
+                return e.reason;
+            }
+        }
+        WAIT_FOR(tactor_count(obs, DS_MT_DOWN) > n);
+    }
+}
+
 static inline ds_actor_id_t spawn_t(ds_rt_t *rt, tactor_t *t, const ds_spawn_opts_t *o)
 {
     ds_actor_id_t id = DS_ID_NIL;

@@ -124,23 +124,6 @@ static void watch(ds_rt_t *rt, tactor_t *obs, tactor_t *t)
     assert_int_equal(run_cmd(rt, obs, C_MONITOR, tactor_id(t), 0), 0);
 }
 
-/* The reason of the DOWN the observer got for t (waits for it). */
-static int64_t down_reason(tactor_t *obs, tactor_t *t)
-{
-    ds_actor_id_t id = tactor_id(t);
-    for (;;) {
-        size_t n = tactor_count(obs, DS_MT_DOWN);
-        for (size_t i = 0; i < n; i++) {
-            rec_ev_t e;
-            assert_true(tactor_get(obs, DS_MT_DOWN, i, &e));
-            if (ds_id_eq(e.who, id)) {
-                return e.reason;
-            }
-        }
-        WAIT_FOR(tactor_count(obs, DS_MT_DOWN) > n);
-    }
-}
-
 /* True once t handled a ping sent now: it was alive after everything queued before. */
 static bool alive_after(ds_rt_t *rt, tactor_t *t)
 {
@@ -167,9 +150,9 @@ static void test_link_propagates_failure(void **state)
     assert_int_equal(run_cmd(rt, c, C_LINK, tactor_id(a), 0), 0);
 
     assert_int_equal(send_out(rt, tactor_id(b), T_CRASH, (uint64_t)(int64_t)-EIO), 0);
-    assert_int_equal(down_reason(obs, b), -EIO);
-    assert_int_equal(down_reason(obs, a), -EIO);
-    assert_int_equal(down_reason(obs, c), -EIO);
+    assert_int_equal(down_of(obs, tactor_id(b)), -EIO);
+    assert_int_equal(down_of(obs, tactor_id(a)), -EIO);
+    assert_int_equal(down_of(obs, tactor_id(c)), -EIO);
     assert_int_equal(atomic_load(&a->reason), -EIO);
     assert_int_equal(atomic_load(&c->reason), -EIO);
     assert_int_equal(tactor_count(a, DS_MT_EXIT), 0); /* not trapping: no message */
@@ -240,7 +223,7 @@ static void test_normal_exit_keeps_links(void **state)
     assert_int_equal(run_cmd(rt, t, C_LINK, tactor_id(b), 0), 0);
     watch(rt, obs, b);
     assert_int_equal(send_out(rt, tactor_id(b), T_STOP, DS_EXIT_NORMAL), 0);
-    assert_int_equal(down_reason(obs, b), DS_EXIT_NORMAL);
+    assert_int_equal(down_of(obs, tactor_id(b)), DS_EXIT_NORMAL);
     /* The exit signal reached a before this ping: a ignored it. */
     assert_true(alive_after(rt, a));
     assert_int_equal(atomic_load(&a->terminated), 0);
@@ -271,7 +254,7 @@ static void test_kill_untrappable(void **state)
     tactor_t *k = actor_up(rt, NULL);
     watch(rt, obs, a);
     assert_int_equal(run_cmd(rt, k, C_EXIT, tactor_id(a), DS_EXIT_KILL), 0);
-    assert_int_equal(down_reason(obs, a), DS_EXIT_KILLED);
+    assert_int_equal(down_of(obs, tactor_id(a)), DS_EXIT_KILLED);
     assert_int_equal(atomic_load(&a->reason), DS_EXIT_KILLED);
     assert_int_equal(tactor_count(a, DS_MT_EXIT), 0);
     /* Its link sees `killed`, which it may trap. */
@@ -299,7 +282,7 @@ static void test_kill_from_a_link(void **state)
     watch(rt, obs, a);
     /* Being linked to the killer does not make the kill trappable. */
     assert_int_equal(run_cmd(rt, k, C_EXIT, tactor_id(a), DS_EXIT_KILL), 0);
-    assert_int_equal(down_reason(obs, a), DS_EXIT_KILLED);
+    assert_int_equal(down_of(obs, tactor_id(a)), DS_EXIT_KILLED);
     assert_int_equal(tactor_count(a, DS_MT_EXIT), 0);
     WAIT_FOR(tactor_count(k, DS_MT_EXIT) == 1);
     rec_ev_t e;
@@ -350,7 +333,7 @@ static void test_link_monitor_dead(void **state)
     tactor_t *n = actor_up(rt, NULL);
     watch(rt, obs, n);
     assert_int_equal(run_cmd(rt, n, C_LINK, did, 0), 0);
-    assert_int_equal(down_reason(obs, n), DS_ENOACTOR);
+    assert_int_equal(down_of(obs, tactor_id(n)), DS_ENOACTOR);
     /* Linked at spawn to the dead: the same. */
     tactor_t *s = actor_up(rt, &(ds_spawn_opts_t){.link = did});
     WAIT_FOR(atomic_load(&s->terminated) == 1);
@@ -440,7 +423,7 @@ static void test_unlink(void **state)
     assert_int_equal(run_cmd(rt, a, C_UNLINK, tactor_id(b), 0), 0);
     /* The unlink was queued to b before the test sends the crash: b handles it first. */
     assert_int_equal(send_out(rt, tactor_id(b), T_CRASH, (uint64_t)(int64_t)-EIO), 0);
-    assert_int_equal(down_reason(obs, b), -EIO);
+    assert_int_equal(down_of(obs, tactor_id(b)), -EIO);
     assert_true(alive_after(rt, a));
     ds_rt_free(&rt);
     tactor_free(&obs);

@@ -123,22 +123,6 @@ static void monitor(ds_rt_t *rt, tactor_t *obs, ds_actor_id_t id)
     assert_int_equal((int)(int64_t)atomic_load(&obs->aux[1]), 0);
 }
 
-/* The reason in the observer's DOWN for id (waits for it). */
-static int64_t down_of(tactor_t *obs, ds_actor_id_t id)
-{
-    for (;;) {
-        size_t n = tactor_count(obs, DS_MT_DOWN);
-        for (size_t i = 0; i < n; i++) {
-            rec_ev_t e;
-            assert_true(tactor_get(obs, DS_MT_DOWN, i, &e));
-            if (ds_id_eq(e.who, id)) {
-                return e.reason;
-            }
-        }
-        WAIT_FOR(tactor_count(obs, DS_MT_DOWN) > n);
-    }
-}
-
 static tactor_t *observer_up(ds_rt_t *rt)
 {
     tactor_t *t = tactor_new();
