@@ -111,7 +111,7 @@ typedef struct ds_group_metrics {
     uint64_t queued;         /* messages waiting in the group's mailboxes */
     uint64_t bytes;          /* bytes of those messages */
     uint64_t cpu_ns;         /* time spent in the group's turns */
-    uint64_t turns;          /* turns run */
+    uint64_t turns;          /* turns that handled a message */
     uint32_t actors;         /* live actors */
     uint64_t delay_hist[16]; /* scheduling delay: bucket i counts delays < 2^(i+10) ns
                                 (the last bucket takes everything above) */

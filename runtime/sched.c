@@ -293,11 +293,7 @@ static void run_one(ds_rt_t *rt, ds__worker_t *w, ds__wgroup_t *wg)
     ds__actor_t *a = local_pop(w, wg);
     ds__group_t *g = group_of(w, wg);
     uint64_t t0 = w->tick_now;
-    if (t0 > a->enq_tick) {
-        stat_add(&wg->hist[hist_bucket(ds_clock_ticks_to_ns(t0 - a->enq_tick))], 1);
-    } else {
-        stat_add(&wg->hist[0], 1);
-    }
+    uint64_t waited = t0 > a->enq_tick ? t0 - a->enq_tick : 0;
     a->home = (uint16_t)w->id;
     uint64_t st = atomic_load_explicit(&a->st, memory_order_relaxed);
     ds_ctx_t ctx = {
@@ -311,9 +307,14 @@ static void run_one(ds_rt_t *rt, ds__worker_t *w, ds__wgroup_t *wg)
     uint64_t ns = ds_clock_ticks_to_ns(t1 - t0);
     uint64_t vmul = atomic_load_explicit(&g->vmul, memory_order_relaxed);
     wg->vt += (ns * vmul) >> 10;
-    stat_add(&wg->delivered, ran);
     stat_add(&wg->cpu_ns, ns);
-    stat_add(&wg->turns, 1);
+    if (ran > 0) {
+        /* A turn that found a push half done (the queue looked empty, the depth did not) ran
+         * nothing: it is charged, but not counted as a turn or a scheduling delay. */
+        stat_add(&wg->delivered, ran);
+        stat_add(&wg->turns, 1);
+        stat_add(&wg->hist[hist_bucket(ds_clock_ticks_to_ns(waited))], 1);
+    }
     if (again) {
         a->enq_tick = t1;
         local_push(w, a); /* wg is in the heap still, unless emptied below */
