@@ -44,3 +44,20 @@ int ds_cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     *out = v;
     return 0;
 }
+
+int ds_cli_opt_value(const char *cmd, int argc, char **argv, int *i, const char *name,
+                     const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 0;
+    }
+    if (*i + 1 < argc) {
+        *i += 1;
+        *value = argv[*i];
+        return 0;
+    }
+    return ds_cli_usage_error(cmd, "missing value for option", name);
+}

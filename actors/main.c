@@ -1,5 +1,10 @@
 /* main: the `dossier` binary. Subcommands:
  *   serve     run a node in the foreground (actors/serve.c)
+ *   migrate   apply or list schema migrations (actors/cli_migrate.c)
+ *   tenant    manage tenants (actors/cli_tenant.c)
+ *   db        the private PostgreSQL cluster, psql (actors/cli_db.c)
+ *   config    check or show the config (actors/cli_config.c)
+ *   keys      the key store: rotate the master key (actors/cli_keys.c)
  *   version   print the version
  *   help      print this help (also --help, -h)
  * Exit status: 0 ok, 1 failure, 2 usage error (actors/cli.h). */
@@ -22,6 +27,11 @@ static const char main_help[] =
     "\n"
     "Commands:\n"
     "  serve      run a node in the foreground until SIGTERM or SIGINT\n"
+    "  migrate    apply the schema migrations (or `migrate status`)\n"
+    "  tenant     create, list, show, suspend and resume tenants\n"
+    "  db         start/stop the private PostgreSQL, psql, connection strings\n"
+    "  config     check a config file, show the effective config\n"
+    "  keys       rotate the region's master key\n"
     "  version    print the version\n"
     "  help       show this help\n"
     "\n"
@@ -49,8 +59,21 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     int status;
-    if (strcmp(cmd, "serve") == 0) {
-        status = ds_cli_serve(argc - 1, argv + 1);
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } commands[] = {
+        {"serve", ds_cli_serve}, {"migrate", ds_cli_migrate}, {"tenant", ds_cli_tenant},
+        {"db", ds_cli_db},       {"config", ds_cli_config},   {"keys", ds_cli_keys},
+    };
+    int (*run)(int, char **) = NULL;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(cmd, commands[i].name) == 0) {
+            run = commands[i].run;
+        }
+    }
+    if (run != NULL) {
+        status = run(argc - 1, argv + 1);
     } else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         status = main_version(argc - 1, argv + 1);
     } else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

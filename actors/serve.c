@@ -10,16 +10,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/app.h"
 #include "actors/cli.h"
+#include "actors/dbprobe.h"
 #include "actors/heartbeat.h"
+#include "actors/storage.h"
 #include "runtime/clock.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/rt.h"
 #include "transports/nng/cluster.h"
+#include "transports/pg/pg_msgs.h"
+#include "transports/pg/pool.h"
 
 enum {
     DS_CLI_NODE_MAX = 65535,
@@ -32,8 +38,9 @@ enum {
 #define DS_CLI_SERVE_DRAIN_NS (INT64_C(10) * 1000000000)
 
 typedef struct serve_opts {
-    uint64_t node;
-    uint64_t workers; /* 0: one per online core */
+    ds_app_opts_t app;
+    uint64_t node;    /* 0: node.id of the config */
+    uint64_t workers; /* 0: node.workers of the config (0 there: one per online core) */
     uint64_t heartbeat_ms;
     const char *listen; /* --cluster-listen, or NULL */
     ds_cluster_peer_t peers[DS_CLI_PEERS_MAX];
@@ -47,9 +54,14 @@ static const char serve_help[] =
     "Runs a Dossier node in the foreground until SIGTERM or SIGINT, then drains and exits.\n"
     "Logs are JSON lines on stderr; DOSSIER_LOG_LEVEL=debug|info|warn|error|off sets the level.\n"
     "\n"
-    "Options:\n"
-    "  --node N           this node's id, 1 to 65535 (default 1)\n"
-    "  --workers N        worker threads, 1 to 1024 (default: one per online core)\n"
+    "With no database configured it runs a private PostgreSQL cluster under the data\n"
+    "directory (created, migrated and given a demo tenant on first start; the demo admin's\n"
+    "password is printed once on standard output) and stops it when the node stops.\n"
+    "\n"
+    "Options:\n" DS_APP_OPTS_HELP
+    "  --node N           this node's id, 1 to 65535 (default: node.id of the config, 1)\n"
+    "  --workers N        worker threads, 1 to 1024 (default: node.workers, else one per\n"
+    "                     online core)\n"
     "  --heartbeat-ms N   period of the heartbeat log line in ms (default 10000)\n"
     "  --cluster-listen URL\n"
     "                     link with other dossier processes: listen on URL (nng: ipc:///path\n"
@@ -135,10 +147,16 @@ static int serve_parse_cluster(int argc, char **argv, int *i, serve_opts_t *o)
 
 static int serve_parse(int argc, char **argv, serve_opts_t *o)
 {
-    *o = (serve_opts_t){.node = 1, .workers = 0, .heartbeat_ms = DS_CLI_HEARTBEAT_MS_DEFAULT};
+    *o = (serve_opts_t){.node = 0, .workers = 0, .heartbeat_ms = DS_CLI_HEARTBEAT_MS_DEFAULT};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        int rc = 0;
+        int rc = ds_app_take_opt("serve", argc, argv, &i, &o->app);
+        if (rc == 1) {
+            continue;
+        }
+        if (rc != 0) {
+            return rc;
+        }
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             o->help = true;
         } else if (ds_cli_is_opt(arg, "--node")) {
@@ -196,6 +214,64 @@ static int serve_start(ds_rt_t *rt, const serve_opts_t *o)
     return 0;
 }
 
+/* The database pool on a loop thread of its own, each tenant's limits from its plan, and a
+ * probe that proves the path works. 0, or an error already logged. */
+static int serve_start_pool(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t *st,
+                            ds_loop_t **loopp)
+{
+    int rc = ds_loop_new(rt, "pg", loopp);
+    if (rc == 0) {
+        rc = ds_loop_start(*loopp);
+    }
+    const ds_plan_t *std = ds_config_plan(app->cfg, DS_PLAN_STANDARD);
+    ds_pg_pool_config_t pc = {
+        .conninfo = st->app_conninfo,
+        .size = app->cfg->database.pool_size,
+        .connect_timeout_ms = app->cfg->database.connect_timeout_ms,
+        .backoff_min_ms = app->cfg->database.reconnect_min_ms,
+        .backoff_max_ms = app->cfg->database.reconnect_max_ms,
+        .tenant = {.weight = std->scheduler_weight,
+                   .max_conns = std->pool_connections,
+                   .statement_timeout_ms = std->statement_timeout_ms},
+    };
+    ds_actor_id_t pool;
+    if (rc == 0) {
+        rc = ds_pg_pool_start(*loopp, &pc, &pool);
+    }
+    for (size_t i = 0; rc == 0 && i < st->tenants->count; i++) {
+        const ds_tenant_entry_t *e = &st->tenants->items[i];
+        ds_pg_tenant_t lim = {
+            .tenant = {.ptr = e->id, .len = (uint32_t)strlen(e->id)},
+            .weight = e->plan.scheduler_weight,
+            .max_conns = e->plan.pool_connections,
+            .timeout_ms = e->plan.statement_timeout_ms,
+        };
+        ds_msg_t *m = NULL;
+        rc = ds_pg_tenant_new(&lim, &m);
+        if (rc == 0) {
+            rc = ds_send_from(rt, pool, &m);
+        }
+        ds_msg_free(&m);
+    }
+    ds_actor_id_t probe;
+    ds_msg_t *go = NULL;
+    if (rc == 0) {
+        rc = ds_spawn(rt, &ds_dbprobe_behaviour, &pool, NULL, &probe);
+    }
+    if (rc == 0) {
+        rc = ds_pg_go_new(NULL, &go);
+    }
+    if (rc == 0) {
+        rc = ds_send_from(rt, probe, &go);
+    }
+    ds_msg_free(&go);
+    if (rc < 0) {
+        ds_log_error("could not start the database pool", DS_LOG_STR("error", ds_strerror(rc)),
+                     DS_LOG_END);
+    }
+    return rc;
+}
+
 /* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
 static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
 {
@@ -214,7 +290,20 @@ static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
     return rc == 0 ? DS_CLI_OK : DS_CLI_FAIL;
 }
 
-static int serve_run(const serve_opts_t *o)
+static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st);
+
+static int serve_run(const serve_opts_t *o, const ds_app_t *app)
+{
+    ds_storage_t st;
+    if (ds_storage_open(app, stdout, &st) != DS_CLI_OK) {
+        return DS_CLI_FAIL;
+    }
+    int status = serve_node(o, app, &st);
+    ds_storage_close(&st);
+    return status;
+}
+
+static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st)
 {
     sigset_t stop;
     sigset_t blocked;
@@ -229,16 +318,27 @@ static int serve_run(const serve_opts_t *o)
         return DS_CLI_FAIL;
     }
 
-    uint64_t workers = o->workers;
+    uint64_t workers = o->workers != 0 ? o->workers : app->cfg->node.workers;
+    uint64_t node = o->node != 0 ? o->node : app->cfg->node.id;
     if (workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         workers = n > 0 ? (uint64_t)n : 1;
     }
-    ds_rt_cfg_t cfg = {.node = (uint16_t)o->node, .workers = (unsigned)workers};
+    ds_rt_cfg_t cfg = {.node = (uint16_t)node, .workers = (unsigned)workers};
     ds_rt_t *rt = NULL;
     rc = ds_rt_new(&cfg, &rt);
     if (rc < 0) {
         ds_log_error("could not create runtime", DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
+        return DS_CLI_FAIL;
+    }
+    rc = ds_pg_msgs_register();
+    if (rc == 0) {
+        rc = ds_tenants_make_groups(st->tenants, rt);
+    }
+    if (rc < 0) {
+        ds_log_error("could not create tenant groups", DS_LOG_STR("error", ds_strerror(rc)),
+                     DS_LOG_END);
+        ds_rt_free(&rt);
         return DS_CLI_FAIL;
     }
     ds_cluster_t *cluster = NULL;
@@ -252,15 +352,20 @@ static int serve_run(const serve_opts_t *o)
             return DS_CLI_FAIL;
         }
     }
-    if (serve_start(rt, o) < 0 || (cluster != NULL && ds_cluster_start(cluster) < 0)) {
+    ds_loop_t *pg_loop = NULL;
+    if (serve_start(rt, o) < 0 || serve_start_pool(rt, app, st, &pg_loop) < 0 ||
+        (cluster != NULL && ds_cluster_start(cluster) < 0)) {
+        ds_loop_free(&pg_loop);
         ds_cluster_free(&cluster); /* before the runtime; nothing routes remotely yet */
         ds_rt_free(&rt);
         return DS_CLI_FAIL;
     }
-    ds_log_info("node started", DS_LOG_U64("node", o->node), DS_LOG_U64("workers", workers),
+    ds_log_info("node started", DS_LOG_U64("node", node), DS_LOG_U64("workers", workers),
+                DS_LOG_U64("tenants", st->tenants->count),
                 DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
                 DS_LOG_END);
     int status = serve_wait_and_drain(rt, &stop);
+    ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
     return status;
@@ -277,6 +382,17 @@ int ds_cli_serve(int argc, char **argv)
         (void)fputs(serve_help, stdout);
         return DS_CLI_OK;
     }
+    ds_app_t app;
+    rc = ds_app_init(&o.app, &app);
+    if (rc != DS_CLI_OK) {
+        return rc;
+    }
     ds_log_init();
-    return serve_run(&o);
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): no thread runs yet
+    if (getenv("DOSSIER_LOG_LEVEL") == NULL) {
+        ds_log_set_level(app.cfg->log.level);
+    }
+    rc = serve_run(&o, &app);
+    ds_app_fini(&app);
+    return rc;
 }

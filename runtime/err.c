@@ -89,6 +89,8 @@ typedef struct err_entry {
     X(-ECANCELED, "ecanceled", "operation canceled")                          \
     X(-EPROTO, "eproto", "protocol error")                                    \
     X(-EBADMSG, "ebadmsg", "bad message")                                     \
+    X(-ENOKEY, "enokey", "required key not available")                        \
+    X(-EKEYREVOKED, "ekeyrevoked", "key has been revoked")                    \
     X(-EOWNERDEAD, "eownerdead", "owner died")
 
 /* A switch: the compiler rejects a duplicate case, so two names for one code (EAGAIN and

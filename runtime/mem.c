@@ -2,6 +2,8 @@
  * The message goes out with one write(2): no stdio, no allocation, safe when memory is gone. */
 #include "runtime/mem.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -59,4 +61,30 @@ void *ds_xaligned(size_t align, size_t size)
         mem_oom();
     }
     return p;
+}
+
+/* vsnprintf into a new string; ap is consumed. */
+static char *mem_vformat(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, again);
+    va_end(again);
+    if (n < 0) {
+        mem_oom();
+    }
+    char *out = ds_xmalloc((size_t)n + 1);
+    if (vsnprintf(out, (size_t)n + 1, fmt, ap) != n) {
+        mem_oom();
+    }
+    return out;
+}
+
+char *ds_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *out = mem_vformat(fmt, ap);
+    va_end(ap);
+    return out;
 }

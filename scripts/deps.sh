@@ -5,6 +5,8 @@
 DS_DEPS=(
     build-essential clang libclang-rt-14-dev cmake ninja-build pkg-config
     libuv1-dev libnng-dev libmsgpack-dev libcmocka-dev
+    libyaml-dev libpq-dev libssl-dev libargon2-dev
+    postgresql-15 postgresql-client-15 openssl
     clang-format clang-tidy python3 time
 )
 

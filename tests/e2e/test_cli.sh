@@ -10,6 +10,9 @@ if ! command -v python3 >/dev/null 2>&1; then
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ds-e2e-cli.XXXXXX")"
+# shellcheck source=tests/e2e/lib/pg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pg.sh"
+ds_use_test_pg "$work/data"
 pid=""
 cleanup() {
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then

@@ -6,6 +6,9 @@ set -euo pipefail
 
 bin="${DOSSIER_BIN:?DOSSIER_BIN must name the dossier binary}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ds-e2e-cl.XXXXXX")"
+# shellcheck source=tests/e2e/lib/pg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pg.sh"
+ds_use_test_pg "$work/data"
 p1=""
 p2=""
 cleanup() {
