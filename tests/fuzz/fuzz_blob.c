@@ -23,9 +23,9 @@
  * bytes of its range, and an open that succeeds reports the original size, chunk size and
  * digest (the header is authenticated). Failed calls leave their out-parameters unwritten; a
  * failed read leaves in its buffer only original bytes; no read writes past its count (the
- * buffers have the exact size, so ASan sees any byte past them). The one part of a file no
- * read checks is the empty object's empty last chunk (its tag): the header, authenticated,
- * already says the object is empty, so a change confined to it may go unnoticed.
+ * buffers have the exact size, so ASan sees any byte past them). The empty object's one
+ * (empty) chunk, which no read loads, is authenticated at open: a change to its tag fails
+ * stat and open too.
  *
  * After open (bit 3): the reader opens the intact file, then the mutated bytes replace it in
  * place (same inode, as damage or a truncation while a reader holds the file open). The open
@@ -447,9 +447,9 @@ static int read_object(ds_blob_reader_t *r, const uint8_t *plain, uint64_t plain
     return errors;
 }
 
-/* True when f differs from o's file where a reader must notice: anywhere but the empty
- * object's last chunk, which no read touches (see the top); with after, only in the chunks (a
- * reader that opened the original file never reads its header again, nor bytes past its end). */
+/* True when f differs from o's file where a reader must notice: anywhere; with after, only in
+ * the chunks (a reader that opened the original file never reads its header again, nor bytes
+ * past its end), and never for the empty object (its chunk was checked at open). */
 static bool must_fail(const object_t *o, const uint8_t *f, size_t len, bool after)
 {
     if (o->plain_len == 0 && after) {
@@ -462,8 +462,7 @@ static bool must_fail(const object_t *o, const uint8_t *f, size_t len, bool afte
     if (len != o->file_len) {
         return true;
     }
-    size_t checked = o->plain_len == 0 ? DS_BLOB_HEADER_LEN : len;
-    return memcmp(f, o->file, checked) != 0;
+    return memcmp(f, o->file, len) != 0;
 }
 
 /* Stat and open agree; a failure writes no out-parameter and is one of the file errors. */

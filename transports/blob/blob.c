@@ -724,6 +724,8 @@ static int reader_file(ds_blob_reader_t *r, const objname_t *o, uint8_t *h, uint
     return rc;
 }
 
+static int load_chunk(ds_blob_reader_t *r, uint64_t idx);
+
 int ds_blob_reader_open(ds_blob_store_t *s, const char *tenant, const char *name,
                         ds_blob_reader_t **out)
 {
@@ -747,6 +749,11 @@ int ds_blob_reader_open(ds_blob_store_t *s, const char *tenant, const char *name
         r->aad = chunk_aad_new(&o, &r->aad_len);
         r->plain = ds_xmalloc(r->cs);
         r->ct = ds_xmalloc((size_t)r->cs + DS__TAG_LEN);
+        /* No read of an empty object ever loads its one (empty) chunk: authenticate its tag
+         * here, so a damaged empty object fails like any other. */
+        rc = r->info.size == 0 ? load_chunk(r, 0) : 0;
+    }
+    if (rc == 0) {
         *out = r;
     } else {
         ds_blob_reader_free(&r);
