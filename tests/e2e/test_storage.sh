@@ -191,6 +191,18 @@ run db stop --data-dir "$long"
 expect 0 "db stop"
 if running "$long"; then fail "db stop left it running"; else pass "db stop stops it"; fi
 
+# Another local user may create the short socket directory first, or a link in its place:
+# refused, and nothing it points to is touched.
+long2="$(dirname "$long")/data2"
+short="/tmp/dossier-pg-$(printf '%s' "$long2" | sha256sum | cut -c1-12)"
+mkdir -p "$work/victim"
+chmod 0755 "$work/victim"
+ln -sfn "$work/victim" "$short"
+run db start --data-dir "$long2"
+expect 1 "a symbolic link in place of the socket directory is refused"
+if [ "$(stat -c '%U %a' "$work/victim")" = "root 755" ]; then pass "its target is untouched"; else fail "the link's target changed: $(stat -c '%U %a' "$work/victim")"; fi
+rm -f "$short"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed" >&2
     exit 1

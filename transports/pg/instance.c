@@ -96,20 +96,39 @@ static int instance_mkdirs(const char *path, mode_t mode)
     return rc;
 }
 
-/* A directory owned by the cluster's user with `mode`. */
+/* A directory owned by the cluster's user with `mode`. The socket directory may be a short
+ * name under /tmp, where another local user could have made it first, or put a symbolic link
+ * there: it is opened without following links and taken over only if it belongs to us or to
+ * the cluster's user already (fchown/fchmod act on what was opened, not on the name). */
 static int instance_own_dir(const ds_pg_instance_t *inst, const char *path, mode_t mode)
 {
     int rc = instance_mkdir(path, mode);
     if (rc < 0) {
         return rc;
     }
-    if (inst->as_postgres && chown(path, inst->uid, inst->gid) < 0) {
-        return -errno;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        rc = -errno;
+        ds_log_error("cannot use a directory (a symbolic link, or not a directory?)",
+                     DS_LOG_STR("path", path), DS_LOG_END);
+        return rc;
     }
-    if (chmod(path, mode) < 0) {
-        return -errno;
+    struct stat st;
+    uid_t owner = inst->as_postgres ? inst->uid : geteuid();
+    rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && st.st_uid != geteuid() && st.st_uid != owner) {
+        ds_log_error("refusing a directory that belongs to another user", DS_LOG_STR("path", path),
+                     DS_LOG_U64("uid", st.st_uid), DS_LOG_END);
+        rc = -EPERM;
     }
-    return 0;
+    if (rc == 0 && inst->as_postgres && fchown(fd, inst->uid, inst->gid) < 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && fchmod(fd, mode) < 0) {
+        rc = -errno;
+    }
+    (void)close(fd);
+    return rc;
 }
 
 static bool instance_exists(const char *path)
