@@ -4,6 +4,7 @@
  * cluster stops it; transports/pg/instance.h). `db start` leaves the cluster running and
  * `db stop` stops it whoever uses it. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +109,18 @@ static int db_run_psql(const ds_db_t *db, const char *conninfo, int argc, char *
         args[i + 2] = argv[i];
     }
     (void)fflush(stdout);
+    /* As system(3): while psql runs, Ctrl-C is for psql (it cancels the query) and must not
+     * kill us, which would drop our share of the cluster under psql's feet. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    struct sigaction old_int;
+    struct sigaction old_quit;
+    sigemptyset(&ign.sa_mask);
+    (void)sigaction(SIGINT, &ign, &old_int);
+    (void)sigaction(SIGQUIT, &ign, &old_quit);
     pid_t pid = fork();
     if (pid == 0) {
+        (void)sigaction(SIGINT, &old_int, NULL);
+        (void)sigaction(SIGQUIT, &old_quit, NULL);
         // NOLINTNEXTLINE(concurrency-mt-unsafe): the forked child, one thread
         if (password != NULL && setenv("PGPASSWORD", password, 1) < 0) {
             _exit(127);
@@ -121,6 +132,8 @@ static int db_run_psql(const ds_db_t *db, const char *conninfo, int argc, char *
     int status = 0;
     while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    (void)sigaction(SIGINT, &old_int, NULL);
+    (void)sigaction(SIGQUIT, &old_quit, NULL);
     PQconninfoFree(opts);
     free(args);
     free(psql);

@@ -1,6 +1,7 @@
 /* cli_tenant: `dossier tenant create|list|show|suspend|resume|limit` against the configured
  * database (the private cluster of the data directory by default). Every change is written to
  * the control plane's audit table in the same transaction (actors/control.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,7 +110,7 @@ static int tenant_limit(PGconn *conn, const ds_app_t *app, const tenant_args_t *
 {
     char *kv = ds_xstrdup(a->positional[1]);
     char *eq = strchr(kv, '=');
-    int rc = -1;
+    int rc = -EINVAL;
     if (eq == NULL) {
         *why = ds_xasprintf("expected KEY=VALUE or KEY=, got '%s'", a->positional[1]);
         free(kv);

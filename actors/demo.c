@@ -61,6 +61,7 @@ int ds_demo_ensure(PGconn *conn, const char *region, FILE *console, bool *create
     char hash[DS_PASSWORD_ENCODED_MAX];
     if (ds_password_generate(password) < 0 ||
         ds_password_hash(password, strlen(password), hash) < 0) {
+        OPENSSL_cleanse(password, sizeof(password));
         *why = ds_xstrdup("demo tenant: could not hash a password");
         return -EIO;
     }

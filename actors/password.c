@@ -28,9 +28,9 @@ bool ds_password_verify(const char *encoded, const char *password, size_t len)
 
 int ds_password_generate(char out[DS_PASSWORD_GEN_LEN + 1])
 {
-    /* No 0/O, 1/l/I: the operator may have to type it. 56 symbols: ~5.8 bits each, 116 bits in
-     * all. Rejection sampling keeps every symbol equally likely. */
-    static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    /* No 0/O/o, 1/l/I: the operator may have to type it. 56 symbols: ~5.8 bits each, 116 bits
+     * in all. Rejection sampling keeps every symbol equally likely. */
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     const unsigned n = sizeof(alphabet) - 1;
     size_t o = 0;
     while (o < DS_PASSWORD_GEN_LEN) {

@@ -290,21 +290,14 @@ static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
     return rc == 0 ? DS_CLI_OK : DS_CLI_FAIL;
 }
 
-static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st);
+static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st,
+                      const sigset_t *stop);
 
 static int serve_run(const serve_opts_t *o, const ds_app_t *app)
 {
-    ds_storage_t st;
-    if (ds_storage_open(app, stdout, &st) != DS_CLI_OK) {
-        return DS_CLI_FAIL;
-    }
-    int status = serve_node(o, app, &st);
-    ds_storage_close(&st);
-    return status;
-}
-
-static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st)
-{
+    /* Blocked before the slow start-up (initdb, migrations), so a SIGTERM during it stops the
+     * node cleanly, cluster included, instead of killing it half way. The children started
+     * meanwhile reset their mask before exec (transports/pg/instance.c). */
     sigset_t stop;
     sigset_t blocked;
     sigemptyset(&stop);
@@ -317,7 +310,26 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
         ds_log_error("could not block signals", DS_LOG_STR("error", ds_strerror(-rc)), DS_LOG_END);
         return DS_CLI_FAIL;
     }
+    ds_storage_t st;
+    if (ds_storage_open(app, stdout, &st) != DS_CLI_OK) {
+        return DS_CLI_FAIL;
+    }
+    int status = DS_CLI_OK;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 &&
+        (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1)) {
+        ds_log_info("stopping before the node started: a signal came during start-up", DS_LOG_END);
+    } else {
+        status = serve_node(o, app, &st, &stop);
+    }
+    ds_storage_close(&st);
+    return status;
+}
 
+static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *st,
+                      const sigset_t *stop)
+{
+    int rc;
     uint64_t workers = o->workers != 0 ? o->workers : app->cfg->node.workers;
     uint64_t node = o->node != 0 ? o->node : app->cfg->node.id;
     if (workers == 0) {
@@ -364,7 +376,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
                 DS_LOG_U64("tenants", st->tenants->count),
                 DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
                 DS_LOG_END);
-    int status = serve_wait_and_drain(rt, &stop);
+    int status = serve_wait_and_drain(rt, stop);
     ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);

@@ -3,6 +3,7 @@
  * every change happens under the mutex and is announced on the condition variable. */
 #include "runtime/side.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ int ds_side_new(ds_side_t **out)
 void ds_side_run(ds_side_t *s, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&s->mu);
+    assert(s->state == SIDE_IDLE); /* one job at a time: the caller waits first */
     s->fn = fn;
     s->arg = arg;
     s->state = SIDE_JOB;

@@ -55,6 +55,7 @@ struct ds_pg_instance {
     char *data_dir;
     char *bindir;
     char *pg_dir;     /* DATA_DIR/pg */
+    char *pg_new;     /* DATA_DIR/pg.new: initdb works here, renamed to pg/ when complete */
     char *sock_dir;   /* DATA_DIR/run or /tmp/dossier-pg-<hash> */
     char *secrets;    /* DATA_DIR/secrets/pg.passwords */
     char *lock_path;  /* DATA_DIR/dossier.lock */
@@ -69,12 +70,13 @@ struct ds_pg_instance {
 
 /* --- small helpers ---------------------------------------------------------------------------- */
 
+/* mkdir, the mode exact (not cut by the umask) when it makes the directory. */
 static int instance_mkdir(const char *path, mode_t mode)
 {
-    if (mkdir(path, mode) == 0 || errno == EEXIST) {
-        return 0;
+    if (mkdir(path, mode) == 0) {
+        return chmod(path, mode) == 0 ? 0 : -errno;
     }
-    return -errno;
+    return errno == EEXIST ? 0 : -errno;
 }
 
 /* mkdir -p for the data directory itself: parents 0755, the last one `mode`. */
@@ -93,6 +95,30 @@ static int instance_mkdirs(const char *path, mode_t mode)
         rc = instance_mkdir(p, mode);
     }
     free(p);
+    return rc;
+}
+
+/* Refuses a directory that is a link, is not ours, or that others may write into: the data
+ * directory and secrets/ hold the role passwords and files root writes. 0, -EPERM (logged),
+ * or -errno. */
+static int instance_check_private(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        ds_log_error("cannot open a directory (a symbolic link?)", DS_LOG_STR("path", path),
+                     DS_LOG_END);
+        return rc;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    (void)close(fd);
+    if (rc == 0 && (st.st_uid != geteuid() || (st.st_mode & 022) != 0)) {
+        ds_log_error("refusing a directory that is not ours alone (owner, or group/other write)",
+                     DS_LOG_STR("path", path), DS_LOG_U64("uid", st.st_uid),
+                     DS_LOG_U64("mode", st.st_mode & 07777), DS_LOG_END);
+        rc = -EPERM;
+    }
     return rc;
 }
 
@@ -137,9 +163,33 @@ static bool instance_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-/* The newest /usr/lib/postgresql/N/bin that holds initdb. */
-static int instance_find_bindir(char **out)
+/* The binaries of the cluster's own major version (DATA_DIR/pg/PG_VERSION) when it exists and
+ * they are installed (pg_ctl refuses a data directory of another version); else the newest
+ * /usr/lib/postgresql/N/bin that holds initdb. */
+static int instance_find_bindir(const char *data_dir, char **out)
 {
+    char *vfile = ds_xasprintf("%s/pg/PG_VERSION", data_dir);
+    FILE *f = fopen(vfile, "re");
+    free(vfile);
+    char ver[16] = {0};
+    if (f != NULL) {
+        if (fgets(ver, sizeof(ver), f) == NULL) {
+            ver[0] = '\0';
+        }
+        (void)fclose(f);
+        ver[strspn(ver, "0123456789")] = '\0';
+    }
+    if (ver[0] != '\0') {
+        char *dir = ds_xasprintf("/usr/lib/postgresql/%s/bin", ver);
+        char *ctl = ds_xasprintf("%s/pg_ctl", dir);
+        bool ok = access(ctl, X_OK) == 0;
+        free(ctl);
+        if (ok) {
+            *out = dir;
+            return 0;
+        }
+        free(dir);
+    }
     glob_t g;
     // NOLINTNEXTLINE(concurrency-mt-unsafe): commands and start-up only, before threads
     if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0) {
@@ -149,9 +199,9 @@ static int instance_find_bindir(char **out)
     long best_ver = -1;
     for (size_t i = 0; i < g.gl_pathc; i++) {
         const char *v = g.gl_pathv[i] + strlen("/usr/lib/postgresql/");
-        long ver = strtol(v, NULL, 10);
-        if (ver > best_ver) {
-            best_ver = ver;
+        long n = strtol(v, NULL, 10);
+        if (n > best_ver) {
+            best_ver = n;
             best = g.gl_pathv[i];
         }
     }
@@ -237,6 +287,31 @@ static int instance_run(const ds_pg_instance_t *inst, char *const argv[])
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+/* Writes len bytes of data to path as the cluster's user (truncating, or appending), from a
+ * child that dropped privileges first: pg/ and the socket directory belong to that user, and
+ * root must never write through a name that user controls (a planted link would aim root's
+ * write anywhere). 0, or -EIO. */
+static int instance_write_as(const ds_pg_instance_t *inst, const char *path, const char *data,
+                             size_t len, bool append)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -errno;
+    }
+    if (pid == 0) {
+        int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+        int fd = instance_drop_privileges(inst) ? open(path, flags, 0600) : -1;
+        _exit(fd >= 0 && write(fd, data, len) == (ssize_t)len && close(fd) == 0 ? 0 : 1);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
 /* Proves the cluster's user has access `mode` (access(2) bits) to dir: 0, or -EACCES. */
 static int instance_check_reachable(const ds_pg_instance_t *inst, const char *dir, int mode)
 {
@@ -278,18 +353,26 @@ static void instance_random_password(char out[INSTANCE_PW_MAX])
     OPENSSL_cleanse(raw, sizeof(raw));
 }
 
-/* Creates the passwords file (0600, O_EXCL) unless it exists. */
+/* Creates the passwords file unless it exists: written to a temporary, fsynced, then published
+ * with link(2), so it is either absent or whole, and two creators agree on one. */
 static int instance_ensure_secrets(const ds_pg_instance_t *inst)
 {
     char *dir = ds_xasprintf("%s/secrets", inst->data_dir);
     int rc = instance_mkdir(dir, 0700);
-    free(dir);
-    if (rc < 0) {
+    if (rc == 0) {
+        rc = instance_check_private(dir);
+    }
+    if (rc < 0 || instance_exists(inst->secrets)) {
+        free(dir);
         return rc;
     }
-    int fd = open(inst->secrets, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    char *tmp = ds_xasprintf("%s/pg.passwords.%d", dir, (int)getpid());
+    free(dir);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        return errno == EEXIST ? 0 : -errno;
+        rc = -errno;
+        free(tmp);
+        return rc;
     }
     char buf[3 * (INSTANCE_PW_MAX + 8)];
     char pw[3][INSTANCE_PW_MAX];
@@ -298,15 +381,16 @@ static int instance_ensure_secrets(const ds_pg_instance_t *inst)
     }
     int n = snprintf(buf, sizeof(buf), "super=%s\nowner=%s\napp=%s\n", pw[0], pw[1], pw[2]);
     OPENSSL_cleanse(pw, sizeof(pw));
-    rc = 0;
     if (n < 0 || write(fd, buf, (size_t)n) != n || fsync(fd) < 0) {
         rc = -EIO;
     }
     OPENSSL_cleanse(buf, sizeof(buf));
     (void)close(fd);
-    if (rc < 0) {
-        (void)unlink(inst->secrets);
+    if (rc == 0 && link(tmp, inst->secrets) < 0 && errno != EEXIST) {
+        rc = -errno;
     }
+    (void)unlink(tmp);
+    free(tmp);
     return rc;
 }
 
@@ -347,7 +431,11 @@ static int instance_password(const ds_pg_instance_t *inst, ds_pg_role_t role,
 
 int ds_pg_instance_open(const char *data_dir, const char *bindir, ds_pg_instance_t **out)
 {
-    if (data_dir == NULL || data_dir[0] != '/') {
+    /* The path goes into libpq conninfo and postgresql.conf values: keep it to characters
+     * neither needs quoted. */
+    if (data_dir == NULL || data_dir[0] != '/' || strpbrk(data_dir, " \t\n'\"\\") != NULL) {
+        ds_log_error("the data directory must be an absolute path without spaces or quotes",
+                     DS_LOG_STR("path", data_dir != NULL ? data_dir : ""), DS_LOG_END);
         return -EINVAL;
     }
     ds_pg_instance_t *inst = ds_xcalloc(1, sizeof(*inst));
@@ -357,7 +445,7 @@ int ds_pg_instance_open(const char *data_dir, const char *bindir, ds_pg_instance
     while (len > 1 && inst->data_dir[len - 1] == '/') {
         inst->data_dir[--len] = '\0';
     }
-    int rc = bindir != NULL ? 0 : instance_find_bindir(&inst->bindir);
+    int rc = bindir != NULL ? 0 : instance_find_bindir(inst->data_dir, &inst->bindir);
     if (bindir != NULL) {
         inst->bindir = ds_xstrdup(bindir);
     }
@@ -376,11 +464,15 @@ int ds_pg_instance_open(const char *data_dir, const char *bindir, ds_pg_instance
     if (rc == 0) {
         rc = instance_mkdirs(inst->data_dir, 0711);
     }
+    if (rc == 0) {
+        rc = instance_check_private(inst->data_dir);
+    }
     if (rc < 0) {
         ds_pg_instance_free(&inst);
         return rc;
     }
     inst->pg_dir = ds_xasprintf("%s/pg", inst->data_dir);
+    inst->pg_new = ds_xasprintf("%s/pg.new", inst->data_dir);
     inst->sock_dir = instance_pick_sock_dir(inst->data_dir);
     inst->secrets = ds_xasprintf("%s/secrets/pg.passwords", inst->data_dir);
     inst->lock_path = ds_xasprintf("%s/dossier.lock", inst->data_dir);
@@ -401,6 +493,7 @@ void ds_pg_instance_free(ds_pg_instance_t **instp)
     free(inst->data_dir);
     free(inst->bindir);
     free(inst->pg_dir);
+    free(inst->pg_new);
     free(inst->sock_dir);
     free(inst->secrets);
     free(inst->lock_path);
@@ -488,82 +581,60 @@ static void instance_rmtree(const char *path)
 }
 
 /* Our settings, rewritten at each start (the socket directory may change with the path). */
-static int instance_write_conf(const ds_pg_instance_t *inst)
+static int instance_write_conf(const ds_pg_instance_t *inst, const char *dir)
 {
-    char *path = ds_xasprintf("%s/dossier.conf", inst->pg_dir);
-    FILE *f = fopen(path, "we");
-    int rc = f == NULL ? -errno : 0;
-    if (f != NULL) {
-        (void)fprintf(f,
-                      "# Written by dossier at every start; edit postgresql.conf instead.\n"
-                      "listen_addresses = ''\n"
-                      "port = %d\n"
-                      "unix_socket_directories = '%s'\n"
-                      "unix_socket_permissions = 0700\n"
-                      "password_encryption = 'scram-sha-256'\n",
-                      INSTANCE_PORT, inst->sock_dir);
-        if (fclose(f) != 0) {
-            rc = -EIO;
-        }
-    }
-    if (rc == 0 && inst->as_postgres && chown(path, inst->uid, inst->gid) < 0) {
-        rc = -errno;
-    }
+    char *path = ds_xasprintf("%s/dossier.conf", dir);
+    char *text = ds_xasprintf("# Written by dossier at every start; edit postgresql.conf instead.\n"
+                              "listen_addresses = ''\n"
+                              "port = %d\n"
+                              "unix_socket_directories = '%s'\n"
+                              "unix_socket_permissions = 0700\n"
+                              "password_encryption = 'scram-sha-256'\n",
+                              INSTANCE_PORT, inst->sock_dir);
+    int rc = instance_write_as(inst, path, text, strlen(text), false);
+    free(text);
     free(path);
     return rc;
 }
 
-/* After initdb: only Unix-socket logins with scram-sha-256, and our settings included. */
-static int instance_configure(const ds_pg_instance_t *inst)
+/* After initdb, in dir: only Unix-socket logins with scram-sha-256, and our settings. */
+static int instance_configure(const ds_pg_instance_t *inst, const char *dir)
 {
-    char *hba = ds_xasprintf("%s/pg_hba.conf", inst->pg_dir);
-    char *conf = ds_xasprintf("%s/postgresql.conf", inst->pg_dir);
-    int rc = 0;
-    FILE *f = fopen(hba, "we");
-    if (f == NULL || fputs("# Written by dossier: Unix socket only, passwords only.\n"
-                           "local all all scram-sha-256\n",
-                           f) < 0) {
-        rc = -EIO;
+    static const char hba_text[] = "# Written by dossier: Unix socket only, passwords only.\n"
+                                   "local all all scram-sha-256\n";
+    static const char include[] = "\ninclude 'dossier.conf'\n";
+    char *hba = ds_xasprintf("%s/pg_hba.conf", dir);
+    char *conf = ds_xasprintf("%s/postgresql.conf", dir);
+    int rc = instance_write_as(inst, hba, hba_text, sizeof(hba_text) - 1, false);
+    if (rc == 0) {
+        rc = instance_write_as(inst, conf, include, sizeof(include) - 1, true);
     }
-    if (f != NULL && fclose(f) != 0) {
-        rc = -EIO;
-    }
-    f = rc == 0 ? fopen(conf, "ae") : NULL;
-    if (rc == 0 && (f == NULL || fputs("\ninclude 'dossier.conf'\n", f) < 0)) {
-        rc = -EIO;
-    }
-    if (f != NULL && fclose(f) != 0) {
-        rc = -EIO;
+    if (rc == 0) {
+        rc = instance_write_conf(inst, dir);
     }
     free(hba);
     free(conf);
     return rc;
 }
 
+/* initdb and our configuration into pg.new, then one rename to pg/: a cluster directory is
+ * either complete or absent, and a failure never touches an existing pg/. */
 static int instance_initdb(const ds_pg_instance_t *inst)
 {
-    if (instance_exists(inst->pg_dir)) {
+    if (instance_exists(inst->pg_new)) {
         ds_log_warn("removing a cluster directory that initdb did not finish",
-                    DS_LOG_STR("dir", inst->pg_dir), DS_LOG_END);
-        instance_rmtree(inst->pg_dir);
+                    DS_LOG_STR("dir", inst->pg_new), DS_LOG_END);
+        instance_rmtree(inst->pg_new);
     }
-    int rc = instance_own_dir(inst, inst->pg_dir, 0700);
-    /* initdb reads the superuser's password from a file the cluster's user can read: one in
-     * the socket directory, which only that user can enter, removed at once. */
+    int rc = instance_own_dir(inst, inst->pg_new, 0700);
+    /* initdb reads the superuser's password from a file: the cluster's user writes it into
+     * the socket directory, which only that user can enter, and it is removed at once. */
     char *pwfile = ds_xasprintf("%s/initdb.pw", inst->sock_dir);
     char pw[INSTANCE_PW_MAX];
     if (rc == 0) {
         rc = instance_password(inst, DS_PG_ROLE_SUPER, pw);
-    }
-    if (rc == 0) {
-        int fd = open(pwfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        size_t n = strlen(pw);
-        if (fd < 0 || write(fd, pw, n) != (ssize_t)n ||
-            (inst->as_postgres && fchown(fd, inst->uid, inst->gid) < 0)) {
-            rc = -EIO;
-        }
-        if (fd >= 0) {
-            (void)close(fd);
+        if (rc == 0) {
+            rc = instance_write_as(inst, pwfile, pw, strlen(pw), false);
         }
         OPENSSL_cleanse(pw, sizeof(pw));
     }
@@ -572,7 +643,7 @@ static int instance_initdb(const ds_pg_instance_t *inst)
         char *pwopt = ds_xasprintf("--pwfile=%s", pwfile);
         char *argv[] = {initdb,
                         "-D",
-                        inst->pg_dir,
+                        inst->pg_new,
                         "-U",
                         "postgres",
                         "--auth=scram-sha-256",
@@ -591,10 +662,14 @@ static int instance_initdb(const ds_pg_instance_t *inst)
         free(initdb);
         free(pwopt);
     }
-    (void)unlink(pwfile);
+    char *rm[] = {"/bin/rm", "-f", pwfile, NULL};
+    (void)instance_run(inst, rm); /* as its owner, like every write there */
     free(pwfile);
     if (rc == 0) {
-        rc = instance_configure(inst);
+        rc = instance_configure(inst, inst->pg_new);
+    }
+    if (rc == 0 && rename(inst->pg_new, inst->pg_dir) < 0) {
+        rc = -errno;
     }
     return rc;
 }
@@ -603,7 +678,7 @@ static int instance_pg_start(const ds_pg_instance_t *inst)
 {
     int rc = instance_own_dir(inst, inst->sock_dir, 0700);
     if (rc == 0) {
-        rc = instance_write_conf(inst);
+        rc = instance_write_conf(inst, inst->pg_dir);
     }
     if (rc < 0) {
         return rc;
@@ -737,8 +812,22 @@ static int instance_bootstrap(const ds_pg_instance_t *inst)
 
 /* --- start / release ------------------------------------------------------------------------ */
 
-static int instance_start_locked(ds_pg_instance_t *inst, bool *started)
+/* The checks before anything starts: the cluster's user can reach the directories, and an
+ * existing cluster still has its passwords. */
+static int instance_preflight(ds_pg_instance_t *inst, bool initialized)
 {
+    if (initialized && !instance_exists(inst->secrets)) {
+        ds_log_error("the cluster exists but its passwords file is gone; restore it from a backup "
+                     "(new passwords would lock dossier out of its own cluster)",
+                     DS_LOG_STR("file", inst->secrets), DS_LOG_END);
+        return -ENOENT;
+    }
+    if (!initialized && instance_exists(inst->pg_dir)) {
+        ds_log_error("the cluster directory exists but holds no cluster (no PG_VERSION); "
+                     "move it away",
+                     DS_LOG_STR("dir", inst->pg_dir), DS_LOG_END);
+        return -EEXIST;
+    }
     int rc = instance_ensure_secrets(inst);
     if (rc == 0) {
         rc = instance_own_dir(inst, inst->sock_dir, 0700);
@@ -755,15 +844,27 @@ static int instance_start_locked(ds_pg_instance_t *inst, bool *started)
                          DS_LOG_STR("hint", "choose --data-dir outside /root"), DS_LOG_END);
         }
     }
+    return rc;
+}
+
+static int instance_start_locked(ds_pg_instance_t *inst, bool *started)
+{
     char *version = ds_xasprintf("%s/PG_VERSION", inst->pg_dir);
     bool initialized = instance_exists(version);
     free(version);
+    int rc = instance_preflight(inst, initialized);
     if (rc == 0 && !initialized) {
         ds_log_info("initializing PostgreSQL cluster", DS_LOG_STR("dir", inst->pg_dir), DS_LOG_END);
         rc = instance_initdb(inst);
     }
     if (rc == 0 && !ds_pg_instance_running(inst)) {
-        rc = instance_pg_start(inst);
+        /* A pin outlives a crash or a reboot; it holds only for the server `db start` ran. */
+        if (unlink(inst->pin_path) < 0 && errno != ENOENT) {
+            rc = -errno;
+        }
+        if (rc == 0) {
+            rc = instance_pg_start(inst);
+        }
         *started = rc == 0;
     }
     if (rc == 0) {
@@ -793,6 +894,12 @@ int ds_pg_instance_start(ds_pg_instance_t *inst, bool *started)
     if (rc == 0) {
         rc = instance_start_locked(inst, &did_start);
     }
+    if (rc < 0 && did_start) {
+        /* Started here, then the bootstrap failed: nobody else can have joined (we hold
+         * dossier.lock), so stop it rather than leave a server without users. */
+        (void)instance_pg_stop(inst);
+        did_start = false;
+    }
     if (rc == 0) {
         inst->users_fd = users;
     } else if (users >= 0) {
@@ -812,6 +919,8 @@ int ds_pg_instance_release(ds_pg_instance_t *inst, bool *stopped)
     if (inst->users_fd >= 0) {
         int lock = instance_lock(inst);
         if (lock < 0) {
+            (void)close(inst->users_fd); /* drop our share at least */
+            inst->users_fd = -1;
             return lock;
         }
         /* Converting our shared lock to an exclusive one succeeds only if no other process
@@ -833,16 +942,26 @@ int ds_pg_instance_release(ds_pg_instance_t *inst, bool *stopped)
 
 int ds_pg_instance_pin(ds_pg_instance_t *inst)
 {
-    int fd = open(inst->pin_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        return -errno;
+    int lock = instance_lock(inst);
+    if (lock < 0) {
+        return lock;
     }
-    (void)close(fd);
+    int rc = 0;
+    if (!ds_pg_instance_running(inst)) {
+        rc = -ESRCH; /* a `db stop` came in between: nothing to pin */
+    } else {
+        int fd = open(inst->pin_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        rc = fd < 0 ? -errno : 0;
+        if (fd >= 0) {
+            (void)close(fd);
+        }
+    }
     if (inst->users_fd >= 0) {
         (void)close(inst->users_fd);
         inst->users_fd = -1;
     }
-    return 0;
+    instance_unlock(lock);
+    return rc;
 }
 
 int ds_pg_instance_stop(ds_pg_instance_t *inst)

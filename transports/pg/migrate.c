@@ -31,13 +31,17 @@ static const char migrate_bootstrap_sql[] = "CREATE SCHEMA IF NOT EXISTS dossier
 
 /* --- sets ----------------------------------------------------------------------------------- */
 
-/* "NNNN_name.sql": the version, or -1. */
+/* "NNNN_name.sql" (name: [a-z0-9_]): the version, or -1. */
 static int migrate_parse_name(const char *name)
 {
     size_t digits = strspn(name, "0123456789");
     size_t len = strlen(name);
     if (digits < 4 || digits > 9 || name[digits] != '_' || len < digits + 6 ||
         strcmp(name + len - 4, ".sql") != 0 || len >= sizeof(((ds_migration_status_t *)0)->name)) {
+        return -1;
+    }
+    /* Names are printed in JSON and logs: lower-case words only. */
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != len - 4) {
         return -1;
     }
     return (int)strtol(name, NULL, 10);
@@ -374,7 +378,9 @@ static int migrate_one(PGconn *conn, const ds_migration_set_t *set, const ds_mig
     char lock[96];
     (void)snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%d)", DS_MIGRATE_LOCK_KEY);
     *ran = false;
-    int rc = migrate_exec(conn, "BEGIN", "begin", errmsg);
+    /* READ COMMITTED whatever the role's default: each statement after the lock must see what
+     * a runner that held the lock before us committed. */
+    int rc = migrate_exec(conn, "BEGIN ISOLATION LEVEL READ COMMITTED", "begin", errmsg);
     if (rc == 0) {
         rc = migrate_exec(conn, lock, "advisory lock", errmsg);
     }
@@ -404,10 +410,10 @@ static int migrate_one(PGconn *conn, const ds_migration_set_t *set, const ds_mig
             }
         }
         PQclear(res);
-        *ran = rc == 0;
     }
     if (rc == 0) {
         rc = migrate_exec(conn, "COMMIT", m->name, errmsg);
+        *ran = rc == 0 && !done;
     } else {
         PGresult *res = PQexec(conn, "ROLLBACK");
         PQclear(res);
