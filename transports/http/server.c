@@ -1,0 +1,1030 @@
+/* server: the HTTP/1.1 gateway core. See transports/http/server.h.
+ *
+ * Each connection keeps its requests in a FIFO of pending entries, one per request read, in
+ * the order read. A handler's response (or a problem the gateway makes itself: 504, 503...)
+ * fills its entry; flush() writes entries from the head while they are answered, so responses
+ * leave in request order whatever order they were answered in. A response arriving for an
+ * entry already gone (answered 504, connection closed) finds no match and is dropped: entries
+ * are found by (connection slot, generation, sequence number), never by pointer.
+ *
+ * One repeating uv_timer (the tick) checks every connection's timeouts: header read, idle and
+ * handler deadline. A tick costs O(connections); its period is a quarter of the shortest
+ * timeout (5 ms..1 s), so a timeout fires at most that late. */
+#include "transports/http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <uv.h>
+
+#include "runtime/catalog.h"
+#include "runtime/err.h"
+#include "runtime/log.h"
+#include "runtime/mem.h"
+#include "runtime/msg.h"
+#include "transports/http/http_msgs.h"
+#include "transports/http/reader.h"
+#include "transports/http/server_int.h"
+
+enum {
+    READ_BUF = 65536,
+    PEER_MAX = 64,
+    LOG_PATH_MAX = 256,
+    METHOD_MAX = 32,
+};
+
+typedef struct pending {
+    struct pending *next;
+    uint64_t seq;
+    uint64_t start_ms; /* uv_now() when read */
+    uint64_t start_ns; /* uv_hrtime(), for duration_us */
+    bool answered;
+    bool close_after; /* the connection closes after this response */
+    bool head;        /* a HEAD request: no body is written */
+    uint8_t minor;    /* HTTP/1.minor */
+    char *out;        /* the serialized response, once answered */
+    size_t out_len;
+    uint32_t status;
+    size_t body_len;
+    char method[METHOD_MAX];
+    char path[LOG_PATH_MAX];
+    char request_id[DS_HTTP_REQUEST_ID_MAX + 1];
+    char client[PEER_MAX];
+} pending_t;
+
+typedef struct conn {
+    uv_tcp_t tcp; /* tcp.data = the conn; must stay first */
+    uv_shutdown_t shut;
+    ds_http_server_t *s;
+    uint32_t slot, gen;
+    ds_http_reader_t *reader;
+    char peer[PEER_MAX];
+    pending_t *head, *tail;
+    uint32_t npending;
+    uint64_t next_seq;
+    size_t out_bytes; /* written but not yet confirmed by libuv */
+    char *stash;      /* read but not yet parsed (back-pressure) */
+    size_t stash_len;
+    uint64_t head_start_ms; /* a request head began at this uv_now(), or 0 */
+    uint64_t last_active_ms;
+    bool in_table;
+    bool reading;
+    bool eof;      /* the peer closed its side */
+    bool closing;  /* no more requests are read */
+    bool shutting; /* uv_shutdown() issued */
+    bool closed;   /* uv_close() issued */
+} conn_t;
+
+typedef struct wreq {
+    uv_write_t req;
+    conn_t *c;
+    size_t len;
+    char *data;
+} wreq_t;
+
+struct ds_http_server {
+    ds_loop_t *loop;
+    ds_rt_t *rt;
+    ds_actor_id_t id;
+    ds_http_config_t cfg; /* defaults applied; strings below */
+    char *host;
+    char **proxies;
+    uv_tcp_t listener;
+    uv_timer_t tick;
+    uint16_t port;
+    uint64_t rid_fallback; /* request ids when RAND_bytes() fails */
+    unsigned handles;      /* open handles: the server is freed when the last one closes */
+    bool stopping;
+    conn_t **conns; /* max_connections slots */
+    uint32_t *gens;
+    uint32_t nconns;
+    char rbuf[READ_BUF]; /* one read at a time on the loop thread */
+};
+
+static void conn_close(conn_t *c);
+static void flush(conn_t *c);
+static void process(conn_t *c, const char *data, size_t len);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf);
+
+/* ---- problems (RFC 9457) ---- */
+
+typedef struct problem {
+    uint32_t status;
+    const char *slug;
+    const char *title;
+} problem_t;
+
+static const problem_t problems[] = {
+    {400, "bad-request", "Bad Request"},
+    {408, "request-timeout", "Request Timeout"},
+    {413, "content-too-large", "Content Too Large"},
+    {414, "uri-too-long", "URI Too Long"},
+    {431, "request-header-too-large", "Request Header Fields Too Large"},
+    {500, "internal-error", "Internal Server Error"},
+    {503, "service-unavailable", "Service Unavailable"},
+    {504, "handler-timeout", "Gateway Timeout"},
+};
+
+static const char *reason_phrase(uint32_t st)
+{
+    switch (st) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- response serialization ---- */
+
+typedef struct sb {
+    char *p;
+    size_t len, cap;
+} sb_t;
+
+static void sb_add(sb_t *b, const void *d, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap == 0 ? 512 : b->cap;
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+        b->p = ds_xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static void sb_str(sb_t *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+static bool reserved_header(const ds_http_header_t *h)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
+                                        "x-request-id"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        if (h->name_len == n && strncasecmp(h->name, names[i], n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Fills p's output: status line, the handler's headers (list), ours, then the body. */
+static void serialize(pending_t *p, uint32_t status, ds_bytes_t list, const uint8_t *body,
+                      size_t body_len)
+{
+    sb_t b = {0};
+    char line[128];
+    (void)snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", status, reason_phrase(status));
+    sb_str(&b, line);
+    size_t pos = 0;
+    ds_http_header_t h;
+    while (ds_http_header_next(list, &pos, &h) == 1) {
+        if (reserved_header(&h)) {
+            continue;
+        }
+        sb_add(&b, h.name, h.name_len);
+        sb_str(&b, ": ");
+        sb_add(&b, h.value, h.value_len);
+        sb_str(&b, "\r\n");
+    }
+    sb_str(&b, "X-Request-Id: ");
+    sb_str(&b, p->request_id);
+    bool no_body = status < 200 || status == 204 || status == 304;
+    if (!no_body) {
+        (void)snprintf(line, sizeof(line), "\r\nContent-Length: %zu", body_len);
+        sb_str(&b, line);
+    }
+    if (p->close_after) {
+        sb_str(&b, "\r\nConnection: close");
+    } else if (p->minor == 0) {
+        sb_str(&b, "\r\nConnection: keep-alive");
+    }
+    sb_str(&b, "\r\n\r\n");
+    if (!no_body && !p->head && body_len > 0) {
+        sb_add(&b, body, body_len);
+    }
+    p->out = b.p;
+    p->out_len = b.len;
+    p->status = status;
+    p->body_len = no_body ? 0 : body_len;
+    p->answered = true;
+}
+
+/* Answers p with a problem document made by the gateway. */
+static void answer_problem(pending_t *p, uint32_t status, const char *detail, uint32_t retry_s)
+{
+    const problem_t *pr = &problems[5];
+    for (size_t i = 0; i < sizeof(problems) / sizeof(problems[0]); i++) {
+        if (problems[i].status == status) {
+            pr = &problems[i];
+        }
+    }
+    char type[128];
+    (void)snprintf(type, sizeof(type), "https://dossier.dev/problems/%s", pr->slug);
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title", pr->title, "status",
+                            (int)status, "detail", detail, "request_id", p->request_id);
+    char *body = doc == NULL ? NULL : json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    char retry[16];
+    (void)snprintf(retry, sizeof(retry), "%u", retry_s);
+    ds_http_header_t hs[2] = {
+        {"Content-Type", 12, "application/problem+json", 24},
+        {"Retry-After", 11, retry, (uint32_t)strlen(retry)},
+    };
+    uint8_t *list = NULL;
+    size_t list_len = 0;
+    if (ds__http_headers_encode(hs, retry_s > 0 ? 2 : 1, false, &list, &list_len) < 0) {
+        list_len = 0;
+    }
+    serialize(p, status, (ds_bytes_t){.ptr = list, .len = (uint32_t)list_len},
+              (const uint8_t *)body, body == NULL ? 0 : strlen(body));
+    free(list);
+    free(body);
+}
+
+/* ---- writing, in request order ---- */
+
+static bool can_read_more(const conn_t *c)
+{
+    const ds_http_config_t *cfg = &c->s->cfg;
+    return !c->closing && !c->closed && c->npending < cfg->max_pipeline &&
+           c->out_bytes < cfg->max_output_bytes;
+}
+
+/* Parses what back-pressure left unparsed, then reads again if nothing holds it back. */
+static void resume(conn_t *c)
+{
+    if (c->stash_len > 0 && can_read_more(c)) {
+        char *data = c->stash;
+        size_t len = c->stash_len;
+        c->stash = NULL;
+        c->stash_len = 0;
+        process(c, data, len);
+        free(data);
+    }
+    if (!c->closed && !c->reading && !c->eof && c->stash_len == 0 && can_read_more(c)) {
+        c->reading = true;
+        (void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    conn_close(req->data);
+}
+
+/* Closes once everything queued is written: the peer gets every response before the FIN. */
+static void finish(conn_t *c)
+{
+    if (c->shutting || c->closed) {
+        return;
+    }
+    c->shutting = true;
+    c->closing = true;
+    if (c->reading) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    c->shut.data = c;
+    if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+        conn_close(c);
+    }
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    wreq_t *w = (wreq_t *)req;
+    conn_t *c = w->c;
+    c->out_bytes -= w->len;
+    free(w->data);
+    free(w);
+    if (c->closed) {
+        return;
+    }
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    c->last_active_ms = uv_now(c->tcp.loop);
+    resume(c);
+}
+
+static void access_log(const conn_t *c, const pending_t *p)
+{
+    uint64_t us = (uv_hrtime() - p->start_ns) / 1000;
+    ds_log_info("http request", DS_LOG_STR("method", p->method), DS_LOG_STR("path", p->path),
+                DS_LOG_U64("status", p->status), DS_LOG_U64("bytes", p->body_len),
+                DS_LOG_U64("duration_us", us), DS_LOG_STR("request_id", p->request_id),
+                DS_LOG_STR("peer", p->client), DS_LOG_STR("socket_peer", c->peer), DS_LOG_END);
+}
+
+static void pending_free(pending_t *p)
+{
+    free(p->out);
+    free(p);
+}
+
+/* Writes the answered entries at the head of the queue, in order. */
+static void flush(conn_t *c)
+{
+    while (!c->closed && !c->shutting && c->head != NULL && c->head->answered) {
+        pending_t *p = c->head;
+        c->head = p->next;
+        if (c->head == NULL) {
+            c->tail = NULL;
+        }
+        c->npending--;
+        access_log(c, p);
+        wreq_t *w = ds_xcalloc(1, sizeof(*w));
+        w->c = c;
+        w->len = p->out_len;
+        w->data = p->out;
+        p->out = NULL;
+        bool close_after = p->close_after;
+        pending_free(p);
+        uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
+            free(w->data);
+            free(w);
+            conn_close(c);
+            return;
+        }
+        c->out_bytes += w->len;
+        if (close_after) {
+            finish(c);
+        }
+    }
+    if (!c->closed && c->eof && c->head == NULL) {
+        finish(c);
+    }
+}
+
+/* ---- requests ---- */
+
+static bool token_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > DS_HTTP_REQUEST_ID_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const ds_http_header_t *find_header(const ds_http_parsed_t *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ds_http_header_t *h = &req->headers[i];
+        if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+static void request_id(ds_http_server_t *s, const ds_http_parsed_t *req,
+                       char out[DS_HTTP_REQUEST_ID_MAX + 1])
+{
+    const ds_http_header_t *h = req == NULL ? NULL : find_header(req, "x-request-id");
+    if (h != NULL && token_ok(h->value, h->value_len)) {
+        memcpy(out, h->value, h->value_len);
+        out[h->value_len] = 0;
+        return;
+    }
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        /* unique, if not unpredictable: the id is a log key, never a secret */
+        uint64_t n = ++s->rid_fallback;
+        uint64_t who = (uint64_t)(uintptr_t)s;
+        memcpy(r, &n, sizeof(n));
+        memcpy(r + sizeof(n), &who, sizeof(who));
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(r); i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[2 * sizeof(r)] = 0;
+}
+
+static bool trusted(const ds_http_server_t *s, const char *ip)
+{
+    for (size_t i = 0; i < s->cfg.ntrusted_proxies; i++) {
+        if (strcmp(s->proxies[i], ip) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The client: the socket peer, or, when that is a trusted proxy, the rightmost address of
+ * X-Forwarded-For that is not a trusted proxy itself. */
+static void client_addr(const conn_t *c, const ds_http_parsed_t *req, char out[PEER_MAX])
+{
+    (void)snprintf(out, PEER_MAX, "%s", c->peer);
+    const ds_http_header_t *h = find_header(req, "x-forwarded-for");
+    if (h == NULL || !trusted(c->s, c->peer)) {
+        return;
+    }
+    size_t end = h->value_len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && h->value[start - 1] != ',') {
+            start--;
+        }
+        size_t a = start, b = end;
+        while (a < b && (h->value[a] == ' ' || h->value[a] == '\t')) {
+            a++;
+        }
+        while (b > a && (h->value[b - 1] == ' ' || h->value[b - 1] == '\t')) {
+            b--;
+        }
+        char ip[PEER_MAX];
+        unsigned char bin[16];
+        if (b - a == 0 || b - a >= sizeof(ip)) {
+            return;
+        }
+        memcpy(ip, h->value + a, b - a);
+        ip[b - a] = 0;
+        if (inet_pton(AF_INET, ip, bin) != 1 && inet_pton(AF_INET6, ip, bin) != 1) {
+            return; /* garbage: keep the last address we could trust */
+        }
+        (void)snprintf(out, PEER_MAX, "%s", ip);
+        if (!trusted(c->s, ip)) {
+            return;
+        }
+        end = start == 0 ? 0 : start - 1;
+    }
+}
+
+static pending_t *pending_add(conn_t *c, const ds_http_parsed_t *req)
+{
+    pending_t *p = ds_xcalloc(1, sizeof(*p));
+    p->seq = c->next_seq++;
+    p->start_ms = uv_now(c->tcp.loop);
+    p->start_ns = uv_hrtime();
+    request_id(c->s, req, p->request_id);
+    if (req != NULL) {
+        (void)snprintf(p->method, sizeof(p->method), "%s", req->method);
+        size_t n = req->url_len < LOG_PATH_MAX - 1 ? req->url_len : LOG_PATH_MAX - 1;
+        const char *q = memchr(req->url, '?', n);
+        n = q == NULL ? n : (size_t)(q - req->url);
+        memcpy(p->path, req->url, n);
+        p->head = strcmp(req->method, "HEAD") == 0;
+        p->minor = req->http_minor;
+        p->close_after = !req->keep_alive;
+        client_addr(c, req, p->client);
+    } else {
+        (void)snprintf(p->client, sizeof(p->client), "%s", c->peer);
+        p->minor = 1;
+    }
+    if (c->tail == NULL) {
+        c->head = p;
+    } else {
+        c->tail->next = p;
+    }
+    c->tail = p;
+    c->npending++;
+    return p;
+}
+
+/* Builds the REQUEST message of req; 0 or the status to answer instead. */
+static uint32_t request_msg(conn_t *c, const pending_t *p, const ds_http_parsed_t *req,
+                            ds_msg_t **out)
+{
+    uint8_t *list;
+    size_t list_len;
+    if (ds__http_headers_encode(req->headers, req->nheaders, false, &list, &list_len) < 0) {
+        return 431;
+    }
+    const char *q = memchr(req->url, '?', req->url_len);
+    size_t path_len = q == NULL ? req->url_len : (size_t)(q - req->url);
+    ds_http_request_t v = {
+        .reply_to = c->s->id,
+        .conn = ((uint64_t)c->gen << 32) | c->slot,
+        .seq = p->seq,
+        .request_id = {.ptr = p->request_id, .len = (uint32_t)strlen(p->request_id)},
+        .method = {.ptr = req->method, .len = (uint32_t)strlen(req->method)},
+        .path = {.ptr = req->url, .len = (uint32_t)path_len},
+        .query = {.ptr = q == NULL ? "" : q + 1,
+                  .len = q == NULL ? 0 : (uint32_t)(req->url_len - path_len - 1)},
+        .headers = {.ptr = list, .len = (uint32_t)list_len},
+        .body = {.ptr = req->body, .len = (uint32_t)req->body_len},
+        .peer = {.ptr = p->client, .len = (uint32_t)strlen(p->client)},
+        .version = (uint32_t)req->http_major * 10 + req->http_minor,
+    };
+    int rc = ds_http_request_new(&v, out);
+    free(list);
+    if (rc == -EMSGSIZE) {
+        return 431;
+    }
+    return rc < 0 ? 400 : 0;
+}
+
+static void on_request(conn_t *c, const ds_http_parsed_t *req)
+{
+    pending_t *p = pending_add(c, req);
+    if (p->close_after) {
+        c->closing = true; /* Connection: close, HTTP/1.0, upgrade: nothing more is read */
+    }
+    ds_msg_t *m = NULL;
+    uint32_t st = request_msg(c, p, req, &m);
+    if (st != 0) {
+        answer_problem(p, st, "the request could not be encoded", 0);
+        return;
+    }
+    int rc = ds_send_from(c->s->rt, c->s->cfg.handler, &m);
+    if (rc < 0) {
+        ds_msg_free(&m);
+        ds_log_warn("could not deliver http request", DS_LOG_STR("request_id", p->request_id),
+                    DS_LOG_STR("error", ds_errname(rc)), DS_LOG_END);
+        answer_problem(p, 503, "the service is busy; retry later", c->s->cfg.retry_after_s);
+    }
+}
+
+static void on_bad_request(conn_t *c)
+{
+    pending_t *p = pending_add(c, NULL);
+    p->close_after = true;
+    c->closing = true;
+    answer_problem(p, (uint32_t)ds_http_reader_status(c->reader), ds_http_reader_reason(c->reader),
+                   0);
+}
+
+/* Parses data[0..len): one request at a time while the connection may take more; what is left
+ * goes to the stash and reading stops (back-pressure). */
+static void process(conn_t *c, const char *data, size_t len)
+{
+    while (len > 0 && can_read_more(c)) {
+        size_t used = 0;
+        ds_http_parsed_t req;
+        int rc = ds_http_reader_feed(c->reader, data, len, &used, &req);
+        if (rc < 0) {
+            on_bad_request(c);
+            len = 0;
+            break;
+        }
+        if (!ds_http_reader_in_head(c->reader)) {
+            c->head_start_ms = 0;
+        } else if (c->head_start_ms == 0) {
+            c->head_start_ms = uv_now(c->tcp.loop);
+        }
+        if (rc == 1) {
+            on_request(c, &req);
+        }
+        data += used;
+        len -= used;
+    }
+    if (len > 0 && !c->closing) {
+        c->stash = ds_xrealloc(c->stash, c->stash_len + len);
+        memcpy(c->stash + c->stash_len, data, len);
+        c->stash_len += len;
+    }
+    if (c->reading && (c->stash_len > 0 || !can_read_more(c))) {
+        (void)uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    flush(c);
+}
+
+/* ---- connections ---- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    conn_t *c = h->data;
+    *buf = uv_buf_init(c->s->rbuf, sizeof(c->s->rbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    conn_t *c = st->data;
+    if (n == 0 || c->closed) {
+        return;
+    }
+    if (n < 0) {
+        (void)uv_read_stop(st);
+        c->reading = false;
+        c->eof = true;
+        if (n != UV_EOF || ds_http_reader_eof(c->reader) < 0) {
+            conn_close(c); /* reset, or a request cut short: nobody to answer */
+            return;
+        }
+        flush(c);
+        return;
+    }
+    c->last_active_ms = uv_now(st->loop);
+    process(c, buf->base, (size_t)n);
+}
+
+static void server_unref(ds_http_server_t *s)
+{
+    if (--s->handles > 0) {
+        return;
+    }
+    for (size_t i = 0; i < s->cfg.ntrusted_proxies; i++) {
+        free(s->proxies[i]);
+    }
+    free(s->proxies);
+    free(s->host);
+    free(s->conns);
+    free(s->gens);
+    free(s);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+    ds_http_server_t *s = c->s;
+    while (c->head != NULL) {
+        pending_t *p = c->head;
+        c->head = p->next;
+        pending_free(p);
+    }
+    ds_http_reader_free(&c->reader);
+    free(c->stash);
+    free(c);
+    server_unref(s);
+}
+
+static void conn_close(conn_t *c)
+{
+    if (c->closed) {
+        return;
+    }
+    c->closed = true;
+    c->closing = true;
+    ds_http_server_t *s = c->s;
+    if (c->in_table) {
+        s->conns[c->slot] = NULL;
+        s->gens[c->slot]++;
+        s->nconns--;
+        c->in_table = false;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void peer_name(uv_tcp_t *t, char out[PEER_MAX])
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    out[0] = 0;
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) < 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        (void)uv_ip6_name((const struct sockaddr_in6 *)&ss, out, PEER_MAX);
+    } else {
+        (void)uv_ip4_name((const struct sockaddr_in *)&ss, out, PEER_MAX);
+    }
+}
+
+/* A slot for a new connection from peer, or -1 when a limit refuses it. */
+static int64_t admit(const ds_http_server_t *s, const char *peer)
+{
+    if (s->nconns >= s->cfg.max_connections) {
+        return -1;
+    }
+    uint32_t same = 0;
+    int64_t free_slot = -1;
+    for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+        const conn_t *o = s->conns[i];
+        if (o == NULL) {
+            free_slot = free_slot < 0 ? i : free_slot;
+        } else if (strcmp(o->peer, peer) == 0) {
+            same++;
+        }
+    }
+    return same >= s->cfg.max_connections_ip ? -1 : free_slot;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    ds_http_server_t *s = server->data;
+    if (status < 0 || s->stopping) {
+        return;
+    }
+    conn_t *c = ds_xcalloc(1, sizeof(*c));
+    c->s = s;
+    (void)uv_tcp_init(server->loop, &c->tcp);
+    c->tcp.data = c;
+    s->handles++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    peer_name(&c->tcp, c->peer);
+    int64_t slot = admit(s, c->peer);
+    if (slot < 0) {
+        ds_log_warn("http connection refused", DS_LOG_STR("peer", c->peer),
+                    DS_LOG_U64("connections", s->nconns), DS_LOG_END);
+        conn_close(c);
+        return;
+    }
+    c->slot = (uint32_t)slot;
+    c->gen = s->gens[slot];
+    s->conns[slot] = c;
+    s->nconns++;
+    c->in_table = true;
+    (void)ds_http_reader_new(&s->cfg.limits, &c->reader);
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    c->last_active_ms = uv_now(server->loop);
+    c->reading = true;
+    (void)uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- timeouts ---- */
+
+static void check_conn(conn_t *c, uint64_t now)
+{
+    const ds_http_config_t *cfg = &c->s->cfg;
+    for (pending_t *p = c->head; p != NULL; p = p->next) {
+        if (!p->answered && now - p->start_ms >= cfg->handler_timeout_ms) {
+            answer_problem(p, 504, "the handler did not answer in time", 0);
+        }
+    }
+    if (!c->closing && c->head_start_ms != 0 && now - c->head_start_ms >= cfg->header_timeout_ms) {
+        pending_t *p = pending_add(c, NULL);
+        p->close_after = true;
+        c->closing = true;
+        c->stash_len = 0;
+        answer_problem(p, 408, "the request head was not received in time", 0);
+        ds_log_info("http header timeout", DS_LOG_STR("peer", c->peer), DS_LOG_END);
+    }
+    flush(c);
+    if (!c->closed && c->head == NULL && c->out_bytes == 0 && !c->shutting &&
+        now - c->last_active_ms >= cfg->idle_timeout_ms) {
+        conn_close(c);
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    ds_http_server_t *s = t->data;
+    uint64_t now = uv_now(t->loop);
+    for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+        if (s->conns[i] != NULL) {
+            check_conn(s->conns[i], now);
+        }
+    }
+}
+
+/* ---- the port: responses from handlers ---- */
+
+static void on_response(ds_http_server_t *s, const ds_msg_t *m)
+{
+    ds_http_response_t r;
+    if (ds_http_response_decode(m, &r) < 0) {
+        ds_log_warn("malformed http response message", DS_LOG_U64("type", m->type), DS_LOG_END);
+        return;
+    }
+    uint32_t slot = (uint32_t)r.conn;
+    uint32_t gen = (uint32_t)(r.conn >> 32);
+    conn_t *c = slot < s->cfg.max_connections ? s->conns[slot] : NULL;
+    if (c == NULL || c->gen != gen) {
+        return; /* the connection is gone */
+    }
+    pending_t *p = c->head;
+    while (p != NULL && p->seq != r.seq) {
+        p = p->next;
+    }
+    if (p == NULL || p->answered) {
+        return; /* answered already (504) */
+    }
+    size_t pos = 0;
+    ds_http_header_t h;
+    int rc;
+    while ((rc = ds_http_header_next(r.headers, &pos, &h)) == 1) {
+    }
+    if (rc < 0 || r.status < 100 || r.status > 599) {
+        answer_problem(p, 500, "the handler gave a malformed response", 0);
+    } else {
+        serialize(p, r.status, r.headers, r.body.ptr, r.body.len);
+    }
+    flush(c);
+}
+
+static int port_init(ds_ctx_t *ctx, void *arg)
+{
+    ds_ctx_set_state(ctx, arg);
+    return 0;
+}
+
+static int port_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
+{
+    ds_http_server_t *s = ds_ctx_state(ctx);
+    if ((*msgp)->type == DS_MT_HTTP_RESPONSE) {
+        on_response(s, *msgp);
+    }
+    return 0;
+}
+
+static void on_server_handle_closed(uv_handle_t *h)
+{
+    server_unref(h->data);
+}
+
+static void port_terminate(ds_ctx_t *ctx, int reason)
+{
+    (void)reason;
+    ds_http_server_t *s = ds_ctx_state(ctx);
+    s->stopping = true;
+    for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+        if (s->conns[i] != NULL) {
+            conn_close(s->conns[i]);
+        }
+    }
+    uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->tick, on_server_handle_closed);
+}
+
+static const ds_behaviour_t port_behaviour = {
+    .name = "http",
+    .init = port_init,
+    .receive = port_receive,
+    .terminate = port_terminate,
+};
+
+/* ---- set-up ---- */
+
+static uint32_t def(uint32_t v, uint32_t d)
+{
+    return v == 0 ? d : v;
+}
+
+static int config_copy(ds_http_server_t *s, const ds_http_config_t *in)
+{
+    if (ds_id_is_nil(in->handler) || in->ntrusted_proxies > DS_HTTP_TRUSTED_PROXIES_MAX ||
+        (in->ntrusted_proxies > 0 && in->trusted_proxies == NULL)) {
+        return -EINVAL;
+    }
+    ds_http_config_t *c = &s->cfg;
+    *c = *in;
+    c->limits = ds_http_limits_effective(&in->limits);
+    c->header_timeout_ms = def(in->header_timeout_ms, 10000);
+    c->idle_timeout_ms = def(in->idle_timeout_ms, 60000);
+    c->handler_timeout_ms = def(in->handler_timeout_ms, 30000);
+    c->max_connections = def(in->max_connections, 1024);
+    c->max_connections_ip = def(in->max_connections_ip, 64);
+    c->max_pipeline = def(in->max_pipeline, 16);
+    c->max_output_bytes = def(in->max_output_bytes, 1048576);
+    c->retry_after_s = def(in->retry_after_s, 1);
+    s->host = ds_xstrdup(in->host == NULL ? "127.0.0.1" : in->host);
+    c->host = s->host;
+    s->proxies = ds_xcalloc(in->ntrusted_proxies + 1, sizeof(char *));
+    for (size_t i = 0; i < in->ntrusted_proxies; i++) {
+        if (in->trusted_proxies[i] == NULL) {
+            return -EINVAL;
+        }
+        s->proxies[i] = ds_xstrdup(in->trusted_proxies[i]);
+    }
+    c->trusted_proxies = NULL;
+    s->conns = ds_xcalloc(c->max_connections, sizeof(conn_t *));
+    s->gens = ds_xcalloc(c->max_connections, sizeof(uint32_t));
+    return 0;
+}
+
+static uint32_t tick_ms(const ds_http_config_t *c)
+{
+    uint32_t m = c->header_timeout_ms;
+    m = c->idle_timeout_ms < m ? c->idle_timeout_ms : m;
+    m = c->handler_timeout_ms < m ? c->handler_timeout_ms : m;
+    m /= 4;
+    return m < 5 ? 5 : (m > 1000 ? 1000 : m);
+}
+
+static int listen_on(ds_http_server_t *s, uv_loop_t *uv)
+{
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(s->host, s->cfg.port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(s->host, s->cfg.port, (struct sockaddr_in6 *)&ss) != 0) {
+        return -EINVAL;
+    }
+    int rc = uv_tcp_init(uv, &s->listener);
+    if (rc < 0) {
+        return rc;
+    }
+    s->listener.data = s;
+    s->handles++;
+    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0) {
+        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    int len = sizeof(ss);
+    rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+    if (rc < 0) {
+        return rc;
+    }
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out)
+{
+    if (l == NULL || cfg == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    ds_http_server_t *s = ds_xcalloc(1, sizeof(*s));
+    s->loop = l;
+    s->rt = ds_loop_rt(l);
+    s->handles = 1; /* ours, until the set-up is done */
+    uv_loop_t *uv = ds_loop_uv(l);
+    int rc = config_copy(s, cfg);
+    if (rc == 0) {
+        rc = listen_on(s, uv);
+    }
+    if (rc == 0) {
+        rc = ds_loop_port(l, &port_behaviour, s, NULL, &s->id);
+    }
+    if (rc < 0) {
+        s->stopping = true;
+        if (s->handles > 1) {
+            uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+        }
+        server_unref(s);
+        return rc;
+    }
+    (void)uv_timer_init(uv, &s->tick);
+    s->tick.data = s;
+    s->handles++;
+    uint32_t t = tick_ms(&s->cfg);
+    (void)uv_timer_start(&s->tick, on_tick, t, t);
+    server_unref(s); /* the handles keep it now */
+    *out = s;
+    return 0;
+}
+
+uint16_t ds_http_server_port(const ds_http_server_t *s)
+{
+    return s->port;
+}
+
+ds_actor_id_t ds_http_server_id(const ds_http_server_t *s)
+{
+    return s->id;
+}

@@ -1,0 +1,106 @@
+/* server: the HTTP/1.1 gateway core on a libuv loop (runtime/loop.h). It accepts connections,
+ * reads requests with transports/http/reader.h, sends each complete request as a
+ * DS_MT_HTTP_REQUEST message to the handler actor named in its config, and writes the
+ * handler's DS_MT_HTTP_RESPONSE back. It runs no product logic: routes, identity and the rest
+ * live in the handler.
+ *
+ * Protocol. Keep-alive (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive"),
+ * pipelining (responses leave strictly in request order, whatever order handlers answer in),
+ * Content-Length and chunked request bodies, "Connection: close". Every response carries an
+ * X-Request-Id: the client's when it is a sane token (1..64 of [A-Za-z0-9._-]), else 32 random
+ * hex digits. Upgrade and CONNECT requests are answered and the connection closed.
+ *
+ * Errors the gateway answers itself, as RFC 9457 application/problem+json documents with type
+ * https://dossier.dev/problems/<slug>: 400 bad-request (malformed request; connection closed),
+ * 408 request-timeout (head not read in time; closed), 413 content-too-large, 414
+ * uri-too-long, 431 request-header-too-large (all three closed), 503 service-unavailable with
+ * Retry-After (the handler's mailbox or its group's byte cap is full, or the handler is gone),
+ * 504 handler-timeout (no response within handler_timeout_ms; the late response is dropped).
+ *
+ * Back-pressure. A connection stops reading (uv_read_stop) while it holds max_pipeline
+ * unanswered requests or more than max_output_bytes of unsent output, and resumes once both
+ * are under their limits. Bytes already read stay parsed-but-unprocessed until then.
+ *
+ * Limits and timeouts (config below): header-read timeout from a request's first byte to the
+ * end of its head (a slowloris client is cut off without holding anything else up), idle
+ * timeout of a keep-alive connection with nothing pending, connections in total and per client
+ * IP (the socket peer): an excess connection is closed at once.
+ *
+ * Access log: one info line "http request" per answered request (method, path, status, bytes,
+ * duration_us, request_id, peer).
+ *
+ * Threads. ds_http_server_new() runs on the thread that created the loop, before
+ * ds_loop_start() (it binds and listens, so errors come back synchronously). After that the
+ * server's code runs on the loop thread only. ds_http_respond() and the header helpers are
+ * safe from any actor / thread.
+ *
+ * Lifetime. The server is a port of its loop: ds_loop_free() stops it, closes its listener and
+ * connections and frees it (the ds_http_server_t pointer is dangling afterwards). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/catalog.h"
+#include "runtime/id.h"
+#include "runtime/loop.h"
+#include "runtime/rt.h"
+#include "transports/http/http_msgs.h"
+#include "transports/http/reader.h"
+
+enum {
+    DS_HTTP_TRUSTED_PROXIES_MAX = 16, /* entries of ds_http_config_t.trusted_proxies */
+    DS_HTTP_REQUEST_ID_MAX = 64,      /* bytes of an X-Request-Id */
+};
+
+/* Configuration. Zeroed fields take the defaults in brackets. Strings are copied. */
+typedef struct ds_http_config {
+    const char *host;            /* address to listen on, IPv4 or IPv6 literal [127.0.0.1] */
+    uint16_t port;               /* 0: any free port (see ds_http_server_port()) */
+    ds_actor_id_t handler;       /* receives DS_MT_HTTP_REQUEST; required */
+    ds_http_limits_t limits;     /* per request (transports/http/reader.h) */
+    uint32_t header_timeout_ms;  /* first byte of a request to the end of its head [10,000] */
+    uint32_t idle_timeout_ms;    /* keep-alive connection with nothing pending [60,000] */
+    uint32_t handler_timeout_ms; /* a request's handler must answer within this [30,000] */
+    uint32_t max_connections;    /* open connections in total [1,024] */
+    uint32_t max_connections_ip; /* open connections per client IP [64] */
+    uint32_t max_pipeline;       /* unanswered requests per connection before reading stops [16] */
+    uint32_t max_output_bytes;   /* unsent bytes per connection before reading stops [1 MiB] */
+    uint32_t retry_after_s;      /* Retry-After of a 503 [1] */
+    const char *const *trusted_proxies; /* IP literals whose X-Forwarded-For is believed */
+    size_t ntrusted_proxies;            /* at most DS_HTTP_TRUSTED_PROXIES_MAX */
+} ds_http_config_t;
+
+typedef struct ds_http_server ds_http_server_t;
+
+/* Binds host:port, listens and spawns the server's port on l. Call before ds_loop_start(l),
+ * on the thread that created l. 0 and *out; -EINVAL for a bad config (nil handler, bad host,
+ * too many proxies); libuv's error (-EADDRINUSE...) if the socket could not be set up. The
+ * server is freed by ds_loop_free(l). The caller must have registered the http catalog
+ * (ds_http_msgs_register()) if it sends the messages across nodes or validates them. */
+int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out);
+/* The port bound (useful with port 0). Valid until ds_loop_free(). */
+uint16_t ds_http_server_port(const ds_http_server_t *s);
+/* The id of the server's port actor (where responses go). */
+ds_actor_id_t ds_http_server_id(const ds_http_server_t *s);
+
+/* Answers req from an actor: builds a DS_MT_HTTP_RESPONSE with status (100..599), the headers
+ * (names and values without CR, LF or NUL) and body[0..body_len), and sends it to
+ * req->reply_to. 0; -EINVAL for a bad status or header; -EMSGSIZE past the message's maxima;
+ * or the send's error (DS_ENOACTOR: the server is gone). Nothing is kept. */
+int ds_http_respond(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status,
+                    const ds_http_header_t *headers, size_t nheaders, const void *body,
+                    size_t body_len);
+/* The response ds_http_respond() would send, as a new message in *out (free with
+ * ds_msg_free()), for a caller outside any actor: send it to req->reply_to with
+ * ds_send_from(). Errors as ds_http_respond() before its send. */
+int ds_http_answer_new(const ds_http_request_t *req, uint32_t status,
+                       const ds_http_header_t *headers, size_t nheaders, const void *body,
+                       size_t body_len, ds_msg_t **out);
+
+/* Iterates over a header list of a REQUEST or RESPONSE: 1 and the next header in *out
+ * (advancing *pos, which starts at 0), 0 at the end, DS_EDECODE if the list is malformed. */
+int ds_http_header_next(ds_bytes_t list, size_t *pos, ds_http_header_t *out);
+/* The first header named name (ASCII case-insensitive): 0 and *out, -ENOENT, or DS_EDECODE. */
+int ds_http_header_get(ds_bytes_t list, const char *name, ds_http_header_t *out);
