@@ -17,13 +17,17 @@
 #include "actors/app.h"
 #include "actors/cli.h"
 #include "actors/dbprobe.h"
+#include "actors/gateway.h"
 #include "actors/heartbeat.h"
 #include "actors/storage.h"
 #include "runtime/clock.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/rt.h"
+#include "transports/http/http_msgs.h"
+#include "transports/http/server.h"
 #include "transports/nng/cluster.h"
+#include "transports/pg/migrate.h"
 #include "transports/pg/pg_msgs.h"
 #include "transports/pg/pool.h"
 
@@ -42,7 +46,8 @@ typedef struct serve_opts {
     uint64_t node;    /* 0: node.id of the config */
     uint64_t workers; /* 0: node.workers of the config (0 there: one per online core) */
     uint64_t heartbeat_ms;
-    const char *listen; /* --cluster-listen, or NULL */
+    const char *listen;      /* --cluster-listen, or NULL */
+    const char *http_listen; /* --listen HOST:PORT, or NULL for http.listen */
     ds_cluster_peer_t peers[DS_CLI_PEERS_MAX];
     size_t npeers;
     bool help;
@@ -59,6 +64,8 @@ static const char serve_help[] =
     "password is printed once on standard output) and stops it when the node stops.\n"
     "\n"
     "Options:\n" DS_APP_OPTS_HELP
+    "  --listen HOST:PORT serve the HTTP API there (default: http.listen, 127.0.0.1:8080;\n"
+    "                     [::1]:PORT for IPv6, port 0 picks one)\n"
     "  --node N           this node's id, 1 to 65535 (default: node.id of the config, 1)\n"
     "  --workers N        worker threads, 1 to 1024 (default: node.workers, else one per\n"
     "                     online core)\n"
@@ -166,6 +173,8 @@ static int serve_parse(int argc, char **argv, serve_opts_t *o)
         } else if (ds_cli_is_opt(arg, "--heartbeat-ms")) {
             rc = serve_number(argc, argv, &i, "--heartbeat-ms", 1, DS_CLI_HEARTBEAT_MS_MAX,
                               &o->heartbeat_ms);
+        } else if (ds_cli_is_opt(arg, "--listen")) {
+            rc = ds_cli_opt_value("serve", argc, argv, &i, "--listen", &o->http_listen);
         } else if (ds_cli_is_opt(arg, "--cluster-listen") || ds_cli_is_opt(arg, "--peer")) {
             rc = serve_parse_cluster(argc, argv, &i, o);
         } else if (arg[0] == '-') {
@@ -217,7 +226,7 @@ static int serve_start(ds_rt_t *rt, const serve_opts_t *o)
 /* The database pool on a loop thread of its own, each tenant's limits from its plan, and a
  * probe that proves the path works. 0, or an error already logged. */
 static int serve_start_pool(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t *st,
-                            ds_loop_t **loopp)
+                            ds_loop_t **loopp, ds_actor_id_t *poolp)
 {
     int rc = ds_loop_new(rt, "pg", loopp);
     if (rc == 0) {
@@ -234,10 +243,11 @@ static int serve_start_pool(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t
                    .max_conns = std->pool_connections,
                    .statement_timeout_ms = std->statement_timeout_ms},
     };
-    ds_actor_id_t pool;
+    ds_actor_id_t pool = {0};
     if (rc == 0) {
         rc = ds_pg_pool_start(*loopp, &pc, &pool);
     }
+    *poolp = pool;
     for (size_t i = 0; rc == 0 && i < st->tenants->count; i++) {
         const ds_tenant_entry_t *e = &st->tenants->items[i];
         ds_pg_tenant_t lim = {
@@ -270,6 +280,75 @@ static int serve_start_pool(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t
                      DS_LOG_END);
     }
     return rc;
+}
+
+/* HOST:PORT, [V6]:PORT: the host into host (size n) and the port. 0, or -EINVAL. */
+static int serve_split_listen(const char *listen, char *host, size_t n, uint16_t *port)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hlen = colon != NULL ? (size_t)(colon - listen) : 0;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    uint64_t p = 0;
+    if (colon == NULL || hlen == 0 || hlen >= n ||
+        ds_cli_parse_uint(colon + 1, 0, UINT16_MAX, &p) < 0) {
+        return -EINVAL;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* The highest migration version compiled in: what /readyz expects of the database. */
+static int64_t serve_schema_version(void)
+{
+    ds_migration_set_t *set = NULL;
+    int64_t v = -1;
+    if (ds_migrate_set_embedded(&set) == 0 && set->count > 0) {
+        v = set->items[set->count - 1].version;
+    }
+    ds_migrate_set_free(&set);
+    return v;
+}
+
+/* The HTTP API on a loop thread of its own, answered by the gateway actor. 0, or an error
+ * already logged. */
+static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t *o,
+                            ds_actor_id_t pool, ds_loop_t **loopp)
+{
+    const char *listen = o->http_listen != NULL ? o->http_listen : app->cfg->http.listen;
+    char host[64];
+    uint16_t port = 0;
+    if (serve_split_listen(listen, host, sizeof(host), &port) < 0) {
+        ds_log_error("cannot listen: expected HOST:PORT", DS_LOG_STR("listen", listen), DS_LOG_END);
+        return -EINVAL;
+    }
+    ds_gateway_cfg_t gc = {.pool = pool, .schema_version = serve_schema_version()};
+    ds_actor_id_t gateway;
+    int rc = ds_spawn(rt, &ds_gateway_behaviour, &gc, NULL, &gateway);
+    if (rc == 0) {
+        rc = ds_loop_new(rt, "http", loopp);
+    }
+    ds_http_server_t *srv = NULL;
+    if (rc == 0) {
+        ds_http_config_t hc = {.host = host, .port = port, .handler = gateway};
+        rc = ds_http_server_new(*loopp, &hc, &srv);
+    }
+    if (rc == 0) {
+        rc = ds_loop_start(*loopp);
+    }
+    if (rc < 0) {
+        ds_log_error("could not start the HTTP API", DS_LOG_STR("listen", listen),
+                     DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_END);
+        return rc;
+    }
+    ds_log_info("http listening", DS_LOG_STR("host", host),
+                DS_LOG_U64("port", ds_http_server_port(srv)), DS_LOG_END);
+    return 0;
 }
 
 /* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
@@ -345,6 +424,9 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     }
     rc = ds_pg_msgs_register();
     if (rc == 0) {
+        rc = ds_http_msgs_register();
+    }
+    if (rc == 0) {
         rc = ds_tenants_make_groups(st->tenants, rt);
     }
     if (rc < 0) {
@@ -365,8 +447,12 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
         }
     }
     ds_loop_t *pg_loop = NULL;
-    if (serve_start(rt, o) < 0 || serve_start_pool(rt, app, st, &pg_loop) < 0 ||
+    ds_loop_t *http_loop = NULL;
+    ds_actor_id_t pool = {0};
+    if (serve_start(rt, o) < 0 || serve_start_pool(rt, app, st, &pg_loop, &pool) < 0 ||
+        serve_start_http(rt, app, o, pool, &http_loop) < 0 ||
         (cluster != NULL && ds_cluster_start(cluster) < 0)) {
+        ds_loop_free(&http_loop);
         ds_loop_free(&pg_loop);
         ds_cluster_free(&cluster); /* before the runtime; nothing routes remotely yet */
         ds_rt_free(&rt);
@@ -377,6 +463,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
                 DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
                 DS_LOG_END);
     int status = serve_wait_and_drain(rt, stop);
+    ds_loop_free(&http_loop);  /* no new requests; open connections are closed */
     ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);

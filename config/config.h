@@ -98,6 +98,9 @@ typedef struct ds_config {
         char *master_key_file; /* absolute, or "" = KEYS_DIR/master.key */
     } blob;
     struct {
+        char *listen; /* HOST:PORT of the HTTP API (IPv6 as [::1]:8080); port 0 picks one */
+    } http;
+    struct {
         ds_log_level_t level; /* debug, info, warn, error or off */
     } log;
     ds_plan_t plans[DS_PLAN_COUNT]; /* indexed by ds_plan_kind_t */

@@ -57,6 +57,8 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("blob.chunk_size", DS__K_BYTES, blob.chunk_size, 4 * KIB, 4 * MIB, DS__F_POW2),
     CFG("blob.keys_dir", DS__K_PATH, blob.keys_dir, 0, 0, 0),
     CFG("blob.master_key_file", DS__K_PATH, blob.master_key_file, 0, 0, 0),
+    SECTION("http"),
+    CFG("http.listen", DS__K_STR, http.listen, 0, 0, 0),
     SECTION("log"),
     CFG("log.level", DS__K_LOGLEVEL, log.level, 0, 0, 0),
     SECTION("plans"),

@@ -7,7 +7,7 @@ DS_DEPS=(
     libuv1-dev libnng-dev libmsgpack-dev libcmocka-dev
     libyaml-dev libpq-dev libssl-dev libargon2-dev
     postgresql-15 postgresql-client-15 openssl
-    node-llhttp libjansson-dev
+    node-llhttp libjansson-dev curl
     clang-format clang-tidy python3 time
 )
 

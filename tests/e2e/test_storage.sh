@@ -16,6 +16,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 unset DOSSIER_CONFIG DOSSIER_DATABASE__DSN DOSSIER_DATABASE__OWNER_DSN DOSSIER_DATA_DIR
 export DOSSIER_LOG_LEVEL=info
+export DOSSIER_HTTP__LISTEN="127.0.0.1:0" # tests run side by side: a port of our own
 
 # Under /tmp: the cluster runs as the postgres user when we are root, which must reach it.
 work="$(mktemp -d /tmp/ds-e2e-storage.XXXXXX)"
@@ -81,6 +82,22 @@ password="$(grep -A2 "Demo tenant 'demo' created" "$work/serve1.out" | sed -n 3p
 if [ "${#password}" -eq 20 ]; then pass "the demo admin's password is printed on stdout"; else fail "no demo password in: $(cat "$work/serve1.out")"; fi
 if [ -n "$password" ] && grep -q -- "$password" "$work/serve1.err"; then fail "the password reached the log"; else pass "the password is not in the log"; fi
 if running "$data"; then pass "the private cluster runs"; else fail "the private cluster does not run"; fi
+# The HTTP API: alive, ready (database reachable, schema current), problems for the rest.
+port="$(grep -o '"msg":"http listening"[^}]*"port":[0-9]*' "$work/serve1.err" | grep -o '[0-9]*$' || true)"
+if [ -n "$port" ] && command -v curl >/dev/null; then
+    code="$(curl -s -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
+    if [ "$code" = 200 ] && grep -q '"status":"ok"' "$work/h.body"; then pass "GET /healthz is 200"; else fail "/healthz: $code $(cat "$work/h.body")"; fi
+    code="$(curl -s -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$port/readyz")"
+    if [ "$code" = 200 ] && grep -q '"status":"ready"' "$work/h.body"; then pass "GET /readyz is 200 with the database up"; else fail "/readyz: $code $(cat "$work/h.body")"; fi
+    code="$(curl -s -D "$work/h.head" -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$port/no/such/thing")"
+    if [ "$code" = 404 ] && grep -qi '^content-type: application/problem+json' "$work/h.head" &&
+        grep -q '"type":"https://dossier.dev/problems/not-found"' "$work/h.body" &&
+        grep -qi '^x-request-id: ' "$work/h.head"; then pass "an unknown path is a 404 problem with X-Request-Id"; else fail "404: $code $(cat "$work/h.head" "$work/h.body")"; fi
+    code="$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$port/healthz")"
+    if [ "$code" = 405 ]; then pass "DELETE /healthz is 405"; else fail "DELETE /healthz: $code"; fi
+else
+    fail "no 'http listening' port in the log, or no curl"
+fi
 perm="$(stat -c %a "$data/secrets/pg.passwords")"
 if [ "$perm" = 600 ]; then pass "role passwords are kept in a 0600 file"; else fail "pg.passwords has mode $perm"; fi
 
@@ -99,6 +116,15 @@ run tenant limit acme max_users=lots --data-dir "$data"
 expect 1 "a bad plan override is refused"
 run tenant limit acme max_users=5000 --json --data-dir "$data"
 if [ "$status" -eq 0 ] && [[ "$out" == *'"max_users" : 5000'* ]]; then pass "tenant limit sets an override"; else fail "tenant limit: $status $out $err"; fi
+
+# The database going away: not ready (503 problem), still alive.
+"$bin" db stop --data-dir "$data" >/dev/null 2>&1 || true
+if [ -n "$port" ]; then
+    code="$(curl -s -o "$work/h.body" -w '%{http_code}' "http://127.0.0.1:$port/readyz")"
+    if [ "$code" = 503 ] && grep -q '"type":"https://dossier.dev/problems/not-ready"' "$work/h.body"; then pass "GET /readyz is a 503 problem with the database down"; else fail "/readyz with the database down: $code $(cat "$work/h.body")"; fi
+    code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
+    if [ "$code" = 200 ]; then pass "and /healthz stays 200"; else fail "/healthz with the database down: $code"; fi
+fi
 
 kill -TERM "$pid"
 set +e

@@ -142,6 +142,8 @@ static const char *reason_phrase(uint32_t st)
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 304:
@@ -154,14 +156,24 @@ static const char *reason_phrase(uint32_t st)
         return "Forbidden";
     case 404:
         return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
     case 408:
         return "Request Timeout";
     case 409:
         return "Conflict";
     case 412:
         return "Precondition Failed";
+    case 410:
+        return "Gone";
     case 413:
         return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
     case 414:
         return "URI Too Long";
     case 429:
@@ -170,6 +182,8 @@ static const char *reason_phrase(uint32_t st)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     case 504:

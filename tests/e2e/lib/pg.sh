@@ -21,4 +21,6 @@ ds_use_test_pg() {
     export DOSSIER_DATABASE__DSN="$DS_PG_APP_DSN"
     export DOSSIER_DATABASE__OWNER_DSN="$DS_PG_OWNER_DSN"
     export DOSSIER_DATA_DIR="$1"
+    # Tests run side by side: every node's HTTP API takes a port of its own.
+    export DOSSIER_HTTP__LISTEN="127.0.0.1:0"
 }
