@@ -139,7 +139,6 @@ struct ds__worker {
     uint64_t seq;      /* correlation ids and monitor references */
     uint32_t since_reclaim;
     uint32_t since_balance;
-    uint32_t spin;       /* inbox polls of the next idle spin (adaptive, see idle() in sched.c) */
     uint32_t load_local; /* sum of the weights of the groups in the heap */
     atomic_uint load;    /* load_local, published for the other workers */
     atomic_uint state;   /* enum ds__wstate */

@@ -34,8 +34,7 @@
 #include "runtime/rt_int.h"
 
 enum {
-    SPIN_ROUNDS = 2000,   /* most inbox polls before parking: ~20-50 us */
-    SPIN_MIN = 32,        /* fewest: a worker whose spins keep failing still looks once */
+    SPIN_ROUNDS = 2000,   /* inbox polls before parking: ~20-50 us */
     RECLAIM_EVERY = 256,  /* turns between attempts to reuse dead slots */
     BALANCE_EVERY = 1024, /* turns between load comparisons with the other workers */
 };
@@ -368,22 +367,13 @@ static void idle(ds_rt_t *rt, ds__worker_t *w)
     }
     atomic_store(&w->state, DS__W_SEARCHING);
     atomic_fetch_add(&rt->searching, 1);
-    /* Adaptive spin: a spin that found work doubles the next one (up to SPIN_ROUNDS), one that
-     * ended in a park halves it (down to SPIN_MIN). Actor-to-actor traffic keeps spinning and
-     * never pays a futex wake; a worker whose work arrives from slow I/O (a database round
-     * trip of tens of microseconds) stops burning a core that the I/O's other end needs. */
-    if (w->spin == 0) {
-        w->spin = SPIN_ROUNDS;
-    }
-    for (uint32_t i = 0; i < w->spin; i++) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
         if (has_work(w) || atomic_load_explicit(&w->state, memory_order_relaxed) == DS__W_RUNNING ||
             atomic_load_explicit(&rt->stopping, memory_order_relaxed)) {
-            w->spin = w->spin * 2 < SPIN_ROUNDS ? w->spin * 2 : SPIN_ROUNDS;
             goto found;
         }
         cpu_relax();
     }
-    w->spin = w->spin / 2 > SPIN_MIN ? w->spin / 2 : SPIN_MIN;
     /* Offline for reclamation while asleep: we hold no actor. */
     atomic_store(&w->seen_epoch, UINT64_MAX);
     for (;;) {
