@@ -608,7 +608,16 @@ static void recv_cb(void *arg)
     ds_cluster_t *c = arg;
     int rv = nng_aio_result(c->rx_aio);
     if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
-        return; /* stopping */
+        /* Only ds_cluster_stop() closes the socket, and it says so first. Otherwise the error
+         * came from one pipe we closed (a peer that sent bad frames) while its message was in
+         * transfer: the socket still works, and returning without a new receive here would
+         * stop every frame from every peer for good. */
+        pthread_mutex_lock(&c->mu);
+        bool stopping = c->stopping;
+        pthread_mutex_unlock(&c->mu);
+        if (stopping) {
+            return;
+        }
     }
     if (rv == 0) {
         nng_msg *m = nng_aio_get_msg(c->rx_aio);
@@ -762,6 +771,9 @@ static int64_t peer_service(ds_cluster_t *c, peer_t *p, int64_t now, bool beat)
         ds_rt_node_down(c->rt, p->node);
         pthread_mutex_lock(&p->mu);
         p->down_pending = false;
+        /* The peer may have come back meanwhile: its pipes and HELLO arrived while the down
+         * was pending, so maybe_up() declined then and no later event would call it again. */
+        maybe_up(c, p);
         pthread_mutex_unlock(&p->mu);
     }
     pthread_mutex_lock(&p->mu);
