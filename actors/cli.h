@@ -45,3 +45,6 @@ int ds_cli_config(int argc, char **argv);
 
 /* `dossier keys rotate` (actors/cli_keys.c). */
 int ds_cli_keys(int argc, char **argv);
+
+/* `dossier routes`: actors/cli_routes.c. */
+int ds_cli_routes(int argc, char **argv);

@@ -5,6 +5,7 @@
  *   db        the private PostgreSQL cluster, psql (actors/cli_db.c)
  *   config    check or show the config (actors/cli_config.c)
  *   keys      the key store: rotate the master key (actors/cli_keys.c)
+ *   routes    the HTTP API's routes (actors/cli_routes.c)
  *   version   print the version
  *   help      print this help (also --help, -h)
  * Exit status: 0 ok, 1 failure, 2 usage error (actors/cli.h). */
@@ -32,6 +33,7 @@ static const char main_help[] =
     "  db         start/stop the private PostgreSQL, psql, connection strings\n"
     "  config     check a config file, show the effective config\n"
     "  keys       rotate the region's master key\n"
+    "  routes     list the HTTP API's routes\n"
     "  version    print the version\n"
     "  help       show this help\n"
     "\n"
@@ -63,8 +65,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int, char **);
     } commands[] = {
-        {"serve", ds_cli_serve}, {"migrate", ds_cli_migrate}, {"tenant", ds_cli_tenant},
-        {"db", ds_cli_db},       {"config", ds_cli_config},   {"keys", ds_cli_keys},
+        {"serve", ds_cli_serve},   {"migrate", ds_cli_migrate}, {"tenant", ds_cli_tenant},
+        {"db", ds_cli_db},         {"config", ds_cli_config},   {"keys", ds_cli_keys},
+        {"routes", ds_cli_routes},
     };
     int (*run)(int, char **) = NULL;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
