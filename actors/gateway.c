@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/api/directory.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
@@ -27,6 +28,7 @@ typedef struct gateway {
     ds_gateway_cfg_t cfg;
     gateway_pending_t pending[GATEWAY_PENDING_MAX];
     size_t npending;
+    ds_api_dir_t *dir; /* NULL without the API */
 } gateway_t;
 
 static const ds_http_header_t gateway_json[] = {
@@ -47,6 +49,9 @@ static int gateway_init(ds_ctx_t *ctx, void *arg)
     g->cfg = *(const ds_gateway_cfg_t *)arg;
     if (g->cfg.ready_timeout_ms == 0) {
         g->cfg.ready_timeout_ms = GATEWAY_READY_TIMEOUT_MS;
+    }
+    if (g->cfg.api != NULL) {
+        g->dir = ds_api_dir_new(g->cfg.api, g->cfg.tenants);
     }
     ds_ctx_set_state(ctx, g);
     return 0;
@@ -150,6 +155,9 @@ static int gateway_route(ds_ctx_t *ctx, gateway_t *g, ds_msg_t **msgp, const ds_
 {
     bool health = gateway_is(&req->path, "/healthz");
     bool ready = gateway_is(&req->path, "/readyz");
+    if (g->dir != NULL && req->path.len >= 4 && memcmp(req->path.ptr, "/v1/", 4) == 0) {
+        return ds_api_dir_route(g->dir, ctx, msgp, req);
+    }
     if (!health && !ready) {
         return gateway_problem_reply(ctx, req, 404, "not-found", "Not found", "no such resource");
     }
@@ -168,6 +176,9 @@ static int gateway_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
 {
     gateway_t *g = ds_ctx_state(ctx);
     if ((*msgp)->type != DS_MT_HTTP_REQUEST) {
+        if (g->dir != NULL && ds_api_dir_reply(g->dir, ctx, *msgp)) {
+            return 0;
+        }
         return gateway_ready_done(ctx, g, *msgp);
     }
     ds_http_request_t req;
@@ -188,6 +199,9 @@ static void gateway_terminate(ds_ctx_t *ctx, int reason)
     gateway_t *g = ds_ctx_state(ctx);
     for (size_t i = 0; g != NULL && i < g->npending; i++) {
         ds_msg_free(&g->pending[i].req);
+    }
+    if (g != NULL) {
+        ds_api_dir_free(&g->dir);
     }
     free(g);
     ds_ctx_set_state(ctx, NULL);

@@ -14,11 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actors/api/api_msgs.h"
 #include "actors/app.h"
 #include "actors/cli.h"
 #include "actors/dbprobe.h"
 #include "actors/gateway.h"
 #include "actors/heartbeat.h"
+#include "actors/identity/signing.h"
 #include "actors/storage.h"
 #include "runtime/clock.h"
 #include "runtime/err.h"
@@ -315,10 +317,11 @@ static int64_t serve_schema_version(void)
     return v;
 }
 
-/* The HTTP API on a loop thread of its own, answered by the gateway actor. 0, or an error
- * already logged. */
+/* The HTTP API on a loop thread of its own, answered by the gateway actor, which hands /v1
+ * requests to the tenants' session actors (env: their shared environment, filled here and
+ * kept by the caller until the loop is freed). 0, or an error already logged. */
 static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t *o,
-                            ds_actor_id_t pool, ds_loop_t **loopp)
+                            const ds_storage_t *st, ds_api_env_t *env, ds_loop_t **loopp)
 {
     const char *listen = o->http_listen != NULL ? o->http_listen : app->cfg->http.listen;
     char host[64];
@@ -327,11 +330,15 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
         ds_log_error("cannot listen: expected HOST:PORT", DS_LOG_STR("listen", listen), DS_LOG_END);
         return -EINVAL;
     }
-    ds_gateway_cfg_t gc = {.pool = pool, .schema_version = serve_schema_version()};
+    int rc = ds_loop_new(rt, "http", loopp);
+    env->work_loop = *loopp;
+    ds_gateway_cfg_t gc = {.pool = env->pool,
+                           .schema_version = serve_schema_version(),
+                           .api = env,
+                           .tenants = st->tenants};
     ds_actor_id_t gateway;
-    int rc = ds_spawn(rt, &ds_gateway_behaviour, &gc, NULL, &gateway);
     if (rc == 0) {
-        rc = ds_loop_new(rt, "http", loopp);
+        rc = ds_spawn(rt, &ds_gateway_behaviour, &gc, NULL, &gateway);
     }
     ds_http_server_t *srv = NULL;
     if (rc == 0) {
@@ -349,6 +356,24 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
     ds_log_info("http listening", DS_LOG_STR("host", host),
                 DS_LOG_U64("port", ds_http_server_port(srv)), DS_LOG_END);
     return 0;
+}
+
+/* The access-token key ring, from the key store (made on first start). */
+static int serve_ring(const ds_app_t *app, ds_token_ring_t **ring)
+{
+    ds_config_paths_t paths = {0};
+    char *why = NULL;
+    int rc = ds_config_resolve_paths(app->cfg, app->data_dir, &paths);
+    if (rc == 0) {
+        rc = ds_signing_load(paths.keys_dir, "dossier", DS_TOKEN_TTL_DEFAULT, ring, &why);
+    }
+    if (rc < 0) {
+        ds_log_error("could not load the token signing keys",
+                     DS_LOG_STR("error", why != NULL ? why : ds_strerror(rc)), DS_LOG_END);
+    }
+    free(why);
+    ds_config_paths_fini(&paths);
+    return rc;
 }
 
 /* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
@@ -427,6 +452,9 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
         rc = ds_http_msgs_register();
     }
     if (rc == 0) {
+        rc = ds_api_msgs_register();
+    }
+    if (rc == 0) {
         rc = ds_tenants_make_groups(st->tenants, rt);
     }
     if (rc < 0) {
@@ -448,14 +476,19 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     }
     ds_loop_t *pg_loop = NULL;
     ds_loop_t *http_loop = NULL;
-    ds_actor_id_t pool = {0};
-    if (serve_start(rt, o) < 0 || serve_start_pool(rt, app, st, &pg_loop, &pool) < 0 ||
-        serve_start_http(rt, app, o, pool, &http_loop) < 0 ||
+    ds_token_ring_t *ring = NULL;
+    ds_api_env_t env = {.cfg = app->cfg,
+                        .refresh_ttl_s = DS_API_REFRESH_TTL_S,
+                        .session_ttl_s = DS_API_SESSION_TTL_S};
+    if (serve_ring(app, &ring) < 0 || serve_start(rt, o) < 0 ||
+        serve_start_pool(rt, app, st, &pg_loop, &env.pool) < 0 ||
+        (env.ring = ring, serve_start_http(rt, app, o, st, &env, &http_loop) < 0) ||
         (cluster != NULL && ds_cluster_start(cluster) < 0)) {
         ds_loop_free(&http_loop);
         ds_loop_free(&pg_loop);
         ds_cluster_free(&cluster); /* before the runtime; nothing routes remotely yet */
         ds_rt_free(&rt);
+        ds_token_ring_free(&ring);
         return DS_CLI_FAIL;
     }
     ds_log_info("node started", DS_LOG_U64("node", node), DS_LOG_U64("workers", workers),
@@ -467,6 +500,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
+    ds_token_ring_free(&ring); /* after every actor that reads it */
     return status;
 }
 

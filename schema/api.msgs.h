@@ -1,0 +1,6 @@
+/* The HTTP API's own messages (actors/api): type numbers 1300..1399. Expanded with the prefix
+ * api_ by actors/api/api_msgs.[ch]. The format is that of schema/runtime.msgs.h. */
+
+/* Send, work pool to a session actor: the off-scheduler work of call (an argon2id hash or
+ * verification) has finished with status (0, or -ECANCELED when the loop stopped first). */
+DS_MSG(WORK_DONE, 1300, work_done, DS_F(U64, call) DS_F(I32, status))
