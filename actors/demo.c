@@ -30,7 +30,8 @@ static int demo_exec(PGconn *conn, const char *sql, int n, const char *const *pa
     return 0;
 }
 
-/* Inside the transaction: the tenant exists (id in tenant_id); add the admin. */
+/* Inside the transaction: the tenant exists (id in tenant_id); add the admin and a top-level
+ * folder "Shared" to grant roles on, each recorded in the tenant's audit trail. */
 static int demo_admin(PGconn *conn, const char *tenant_id, const char *hash, char **why)
 {
     const char *tp[] = {tenant_id};
@@ -41,6 +42,22 @@ static int demo_admin(PGconn *conn, const char *tenant_id, const char *hash, cha
                        "INSERT INTO dossier.users (tenant_id, email, display_name, password_hash,"
                        " password_changed_at, roles) VALUES ($1, $2, $3, $4, now(), '{admin}')",
                        4, up, NULL, why);
+    }
+    if (rc == 0) {
+        rc = demo_exec(conn,
+                       "SELECT dossier.audit_append('system', NULL, 'dossier serve: demo tenant',"
+                       " 'user.create', 'user', u.id, NULL, NULL, 'success',"
+                       " jsonb_build_object('email', u.email, 'roles', u.roles))"
+                       " FROM dossier.users u",
+                       0, NULL, NULL, why);
+    }
+    if (rc == 0) {
+        rc = demo_exec(conn,
+                       "WITH f AS (INSERT INTO dossier.folders (name) VALUES ('Shared')"
+                       " RETURNING id) SELECT dossier.audit_append('system', NULL,"
+                       " 'dossier serve: demo tenant', 'folder.create', 'folder', f.id, NULL,"
+                       " NULL, 'success', '{\"name\":\"Shared\"}') FROM f",
+                       0, NULL, NULL, why);
     }
     const char *ap[] = {"serve", "tenant.create", tenant_id,
                         "{\"slug\":\"demo\",\"plan\":\"standard\",\"demo\":true,"

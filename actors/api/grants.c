@@ -194,6 +194,19 @@ int api_h_grants_delete(ds_api_call_t *c)
     return ds_api_tx(c, &r, grants_deleted);
 }
 
+/* GET /v1/folders: the folders the caller may see (all of them for tenant admins), by id.
+ * The folder routes proper (create, move, rename, trash) come with the documents. */
+int api_h_folders_list(ds_api_call_t *c)
+{
+    char sql[1400];
+    int rc = ds_api_list_sql(sql, sizeof(sql), "dossier.api_folder", "dossier.folders",
+                             "r.deleted_at IS NULL AND ($3::boolean OR dossier.effective_role($4,"
+                             " $5::uuid, 'folder', r.id) IS NOT NULL)");
+    const char *extra[] = {(c->roles & DS_ROLE_ADMIN) ? "true" : "false", grants_ptype(c),
+                           c->who_id};
+    return rc < 0 ? rc : ds_api_list(c, sql, extra, 3);
+}
+
 /* --- permissions ---------------------------------------------------------------------------- */
 
 static const char grants_permissions_sql[] =

@@ -26,6 +26,15 @@ CREATE FUNCTION dossier.api_group(g dossier.groups) RETURNS json
                                  'created_at', g.created_at, 'updated_at', g.updated_at)
     $$;
 
+CREATE FUNCTION dossier.api_folder(f dossier.folders) RETURNS json
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+        SELECT json_build_object('id', f.id, 'name', f.name, 'parent_id', f.parent_id,
+                                 'depth', f.depth, 'created_at', f.created_at,
+                                 'updated_at', f.updated_at)
+    $$;
+
 CREATE FUNCTION dossier.api_grant(r dossier.grants) RETURNS json
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
@@ -291,6 +300,7 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION dossier.api_user(dossier.users), dossier.api_group(dossier.groups),
+    dossier.api_folder(dossier.folders),
     dossier.api_grant(dossier.grants), dossier.api_service_account(dossier.service_accounts),
     dossier.api_api_key(dossier.api_keys), dossier.api_audit_entry(dossier.audit_log),
     dossier.api_login_locked(bytea, bytea), dossier.api_login_failed(bytea, bytea),
@@ -300,6 +310,7 @@ REVOKE ALL ON FUNCTION dossier.api_user(dossier.users), dossier.api_group(dossie
     dossier.api_idem_claim(uuid, text, text, text, bytea)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dossier.api_user(dossier.users), dossier.api_group(dossier.groups),
+    dossier.api_folder(dossier.folders),
     dossier.api_grant(dossier.grants), dossier.api_service_account(dossier.service_accounts),
     dossier.api_api_key(dossier.api_keys), dossier.api_audit_entry(dossier.audit_log),
     dossier.api_login_locked(bytea, bytea), dossier.api_login_failed(bytea, bytea),
