@@ -224,8 +224,11 @@ static const char grants_permissions_sql[] =
     " 'group_id', p.via_group_id, 'inherited', p.inherited)) AS via"
     " FROM dossier.object_permissions($3, $4::uuid) p"
     " GROUP BY p.principal_type, p.principal_id) q), '[]'::json),"
-    " 'tenant_admins', COALESCE((SELECT json_agg(u.id ORDER BY u.id) FROM dossier.users u"
-    " WHERE 'admin' = ANY (u.roles) AND u.status = 'active'), '[]'::json)) END";
+    " 'tenant_admins', COALESCE((SELECT json_agg(json_build_object('principal_type', a.t,"
+    " 'principal_id', a.id) ORDER BY a.t, a.id) FROM (SELECT 'user' AS t, u.id"
+    " FROM dossier.users u WHERE 'admin' = ANY (u.roles) AND u.status = 'active' UNION ALL"
+    " SELECT 'service_account', s.id FROM dossier.service_accounts s"
+    " WHERE 'admin' = ANY (s.roles) AND s.status = 'active') a), '[]'::json)) END";
 
 static int grants_permissions_done(ds_api_call_t *c, const ds_msg_t *reply)
 {
