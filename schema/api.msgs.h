@@ -4,3 +4,6 @@
 /* Send, work pool to a session actor: the off-scheduler work of call (an argon2id hash or
  * verification) has finished with status (0, or -ECANCELED when the loop stopped first). */
 DS_MSG(WORK_DONE, 1300, work_done, DS_F(U64, call) DS_F(I32, status))
+/* Send, gateway directory to a session actor: the tenant's effective plan changed (an operator
+ * set a limit, or the plan): the limits the session enforces itself. UINT64_MAX: unlimited. */
+DS_MSG(LIMITS, 1301, limits, DS_F(U64, max_users))

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/api/api_msgs.h"
 #include "actors/api/session_int.h"
 #include "runtime/clock.h"
 #include "runtime/err.h"
@@ -29,6 +30,7 @@ typedef struct dir_tenant {
     bool known; /* the control plane answered at least once */
     int64_t checked_ns;
     bool refreshing;
+    bool limits_sent; /* the session has the plan's current limits */
     uint32_t group; /* 0: none yet */
     ds_actor_id_t session;
     double tokens; /* rate bucket */
@@ -217,6 +219,7 @@ static int dir_session(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t)
     (void)snprintf(cfg.tenant, sizeof(cfg.tenant), "%s", t->id);
     (void)snprintf(cfg.slug, sizeof(cfg.slug), "%s", t->slug);
     ds_spawn_opts_t opts = {.group = t->group};
+    t->limits_sent = true;
     return ds_spawn(ds_ctx_rt(ctx), &ds_api_session_behaviour, &cfg, &opts, &t->session);
 }
 
@@ -232,6 +235,14 @@ static int dir_forward(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, ds_msg_t
     double cap = 0;
     if (!dir_take(t, ds_clock_now(), &retry_s, &cap)) {
         return dir_rate_limited(ctx, req, t, retry_s, cap);
+    }
+    if (!t->limits_sent && !ds_id_is_nil(t->session)) {
+        ds_msg_t *lm = NULL;
+        if (ds_api_limits_new(&(ds_api_limits_t){.max_users = t->plan.max_users}, &lm) == 0 &&
+            ds_send(ctx, t->session, &lm) == 0) {
+            t->limits_sent = true;
+        }
+        ds_msg_free(&lm);
     }
     int rc = DS_ENOACTOR;
     for (int attempt = 0; attempt < 2 && rc == DS_ENOACTOR; attempt++) {
@@ -321,6 +332,7 @@ static int dir_apply(ds_api_dir_t *d, dir_tenant_t *t, const ds_pg_reply_t *r)
     (void)snprintf(kind, sizeof(kind), "%.*s", (int)plan->len, plan->ptr);
     ds_plan_kind_t k = DS_PLAN_STANDARD;
     (void)ds_plan_parse_kind(kind, &k);
+    uint64_t max_users = t->plan.max_users;
     t->plan = *ds_config_plan(d->env->cfg, k);
     const ds_pg_rows_t *ov = &r->stmts[1];
     for (uint32_t i = 0; i < ov->nrows; i++) {
@@ -333,6 +345,9 @@ static int dir_apply(ds_api_dir_t *d, dir_tenant_t *t, const ds_pg_reply_t *r)
                        vv->null ? "unlimited" : vv->ptr);
         ds_config_error_t err;
         (void)ds_plan_override(&t->plan, key, value, &err);
+    }
+    if (t->plan.max_users != max_users) {
+        t->limits_sent = false;
     }
     if (new_id && dir_find_id(d, t->id) == NULL) {
         dir_index_id(d, t);

@@ -181,6 +181,13 @@ static int session_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
         return session_request(s, ctx, msgp);
     }
     ds_api_call_t *c = NULL;
+    if (m->type == DS_MT_API_LIMITS) {
+        ds_api_limits_t lim;
+        if (ds_api_limits_decode(m, &lim) == 0) {
+            s->cfg.max_users = lim.max_users;
+        }
+        return 0;
+    }
     if (m->type == DS_MT_API_WORK_DONE) {
         ds_api_work_done_t wd;
         if (ds_api_work_done_decode(m, &wd) == 0) {
