@@ -78,8 +78,8 @@ typedef struct user_ctx {
     PGconn *conn;
     const user_args_t *args;
     const ds_tenant_entry_t *tenant;
-    char label[160]; /* the audit actor_label */
-    char *password;  /* argon2id hash (PHC string) for create and reset-password, or NULL */
+    char label[160];      /* the audit actor_label */
+    const char *password; /* argon2id hash (PHC string): create, reset-password; or NULL */
 } user_ctx_t;
 
 /* --role ROLE: one of the three, each once (a repeat is ignored). */
@@ -498,7 +498,7 @@ static int user_run(user_ctx_t *u, char **why)
 }
 
 /* Connects, loads the tenant's effective plan and runs the command. */
-static int user_connect_run(const user_args_t *a, char *password)
+static int user_connect_run(const user_args_t *a, const char *password)
 {
     ds_app_t app = {0};
     ds_db_t *db = NULL;
