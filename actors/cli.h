@@ -40,6 +40,9 @@ int ds_cli_migrate(int argc, char **argv);
 /* `dossier tenant create|list|show|suspend|resume|limit` (actors/cli_tenant.c). */
 int ds_cli_tenant(int argc, char **argv);
 
+/* `dossier user create|list|deactivate|reactivate|reset-password` (actors/cli_user.c). */
+int ds_cli_user(int argc, char **argv);
+
 /* `dossier config check FILE | show` (actors/cli_config.c). */
 int ds_cli_config(int argc, char **argv);
 

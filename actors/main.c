@@ -2,6 +2,7 @@
  *   serve     run a node in the foreground (actors/serve.c)
  *   migrate   apply or list schema migrations (actors/cli_migrate.c)
  *   tenant    manage tenants (actors/cli_tenant.c)
+ *   user      manage a tenant's users (actors/cli_user.c)
  *   db        the private PostgreSQL cluster, psql (actors/cli_db.c)
  *   config    check or show the config (actors/cli_config.c)
  *   keys      the key store: rotate the master key (actors/cli_keys.c)
@@ -30,6 +31,7 @@ static const char main_help[] =
     "  serve      run a node in the foreground until SIGTERM or SIGINT\n"
     "  migrate    apply the schema migrations (or `migrate status`)\n"
     "  tenant     create, list, show, suspend and resume tenants\n"
+    "  user       create, list, deactivate a tenant's users, reset passwords\n"
     "  db         start/stop the private PostgreSQL, psql, connection strings\n"
     "  config     check a config file, show the effective config\n"
     "  keys       rotate the region's master key\n"
@@ -67,7 +69,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", ds_cli_serve},   {"migrate", ds_cli_migrate}, {"tenant", ds_cli_tenant},
         {"db", ds_cli_db},         {"config", ds_cli_config},   {"keys", ds_cli_keys},
-        {"routes", ds_cli_routes},
+        {"routes", ds_cli_routes}, {"user", ds_cli_user},
     };
     int (*run)(int, char **) = NULL;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

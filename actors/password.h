@@ -1,6 +1,7 @@
 /* password: argon2id password hashes in the PHC string format ($argon2id$v=19$m=...,t=...,p=...
- * $salt$hash), as stored in dossier.users.password_hash, and random passwords for accounts the
- * node creates itself (the demo admin).
+ * $salt$hash), as stored in dossier.users.password_hash, random passwords for accounts the
+ * node creates itself (the demo admin), and the policy every new password must meet (the
+ * operator CLI and the HTTP API check the same one).
  *
  * Hashing costs tens of milliseconds of CPU and DS_PASSWORD_M_COST KiB of memory on purpose:
  * call it from a command, node start-up or the work pool (runtime/loop.h, ds_loop_work), never
@@ -19,6 +20,9 @@ enum {
     DS_PASSWORD_HASH_LEN = 32,
     DS_PASSWORD_ENCODED_MAX = 128, /* bytes of an encoded hash, NUL included */
     DS_PASSWORD_GEN_LEN = 20,      /* characters of a generated password */
+    DS_PASSWORD_MIN_CHARS = 12,    /* policy: characters (code points) of a new password */
+    DS_PASSWORD_MAX_CHARS = 256,
+    DS_PASSWORD_MAX_BYTES = 4 * DS_PASSWORD_MAX_CHARS, /* UTF-8: at most 4 bytes a character */
 };
 
 /* Hashes password (len bytes) with a random salt into out (DS_PASSWORD_ENCODED_MAX bytes):
@@ -31,3 +35,14 @@ bool ds_password_verify(const char *encoded, const char *password, size_t len);
 /* A random password of DS_PASSWORD_GEN_LEN characters from an unambiguous alphabet, NUL
  * terminated, into out (DS_PASSWORD_GEN_LEN + 1 bytes). 0, or -EIO. */
 int ds_password_generate(char out[DS_PASSWORD_GEN_LEN + 1]);
+
+/* Checks a new password (len bytes, untrusted: any bytes) against the policy:
+ *   - valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF),
+ *   - no control characters (U+0000..U+001F, U+007F..U+009F); spaces are fine,
+ *   - DS_PASSWORD_MIN_CHARS to DS_PASSWORD_MAX_CHARS characters (code points),
+ *   - characters of at least two classes: lower-case ASCII letters, upper-case ASCII letters,
+ *     digits, anything else (punctuation, spaces, non-ASCII).
+ * 0, or -EINVAL with *why (when why is not NULL) set to a static phrase to follow the word
+ * "password", e.g. "must be at least 12 characters long". Never reads past len; no allocation;
+ * the password is not copied. Threads: any. */
+int ds_password_policy_check(const char *password, size_t len, const char **why);

@@ -479,8 +479,10 @@ static void test_function_privileges(void **state)
              " WHERE p.pronamespace = 'dossier'::regnamespace"
              " AND has_function_privilege('dossier_app', p.oid, 'EXECUTE')",
              0, NULL,
-             "current_tenant,folder_path_ids,folder_subtree,schema_version,tenant_by_id,"
-             "tenant_by_slug,tenant_overrides_by_id,uuid_v7");
+             "audit_append,audit_encode,audit_field,current_tenant,effective_role,"
+             "folder_path_ids,folder_subtree,object_chain,object_permissions,schema_version,"
+             "tenant_by_id,tenant_by_slug,tenant_overrides_by_id,user_create,user_deactivate,"
+             "user_reactivate,user_revoke_sessions,user_seat_check,user_set_password,uuid_v7");
     q_expect(c,
              "SELECT coalesce(string_agg(p.proname, ','), '') FROM pg_catalog.pg_proc p"
              " WHERE p.pronamespace = 'dossier'::regnamespace AND p.prosecdef"
