@@ -302,7 +302,10 @@ int api_h_auth_login(ds_api_call_t *c)
     return ds_api_tx(c, &r, login_looked_up);
 }
 
-/* --- refresh ------------------------------------------------------------------------------- */
+/* --- refresh -----------------------------------------------------------------------------
+ * A token that matches no row of the tenant is refused without an audit entry: its tenant
+ * part is in the clear, so auditing it would let anyone write into any tenant's trail. A
+ * token that matches (rotated, revoked, expired, or live) is audited with its outcome. */
 
 static int refresh_done(ds_api_call_t *c, const ds_msg_t *reply)
 {
@@ -379,7 +382,8 @@ int api_h_auth_refresh(ds_api_call_t *c)
             " CASE WHEN r.outcome = 'reuse' THEN 'auth.token_reuse' ELSE 'auth.refresh' END,"
             " CASE WHEN r.session_id IS NULL THEN NULL ELSE 'session' END, r.session_id,"
             " $4::inet, $5, CASE r.outcome WHEN 'ok' THEN 'success' WHEN 'reuse' THEN 'denied'"
-            " ELSE 'failure' END, jsonb_build_object('outcome', r.outcome)) FROM r",
+            " ELSE 'failure' END, jsonb_build_object('outcome', r.outcome)) FROM r"
+            " WHERE r.outcome <> 'invalid'",
             5, p);
     }
     if (rc < 0) {

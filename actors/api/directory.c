@@ -31,7 +31,7 @@ typedef struct dir_tenant {
     int64_t checked_ns;
     bool refreshing;
     bool limits_sent; /* the session has the plan's current limits */
-    uint32_t group; /* 0: none yet */
+    uint32_t group;   /* 0: none yet */
     ds_actor_id_t session;
     double tokens; /* rate bucket */
     int64_t bucket_ns;
@@ -441,7 +441,7 @@ bool ds_api_dir_reply(ds_api_dir_t *d, ds_ctx_t *ctx, const ds_msg_t *reply)
         ds_log_warn("tenant lookup failed", DS_LOG_STR("tenant", t->id[0] ? t->id : t->slug),
                     DS_LOG_STR("error", ds_errname(found)), DS_LOG_END);
     }
-    dir_release(d, ctx, t, t->known && found >= 0 ? 1 : found);
+    dir_release(d, ctx, t, t->known ? 1 : found); /* known: its status decides */
     if (!t->known && !t->refreshing) {
         dir_remove(d, t); /* no such tenant (or the lookup failed): nothing to keep */
     }
@@ -570,8 +570,8 @@ int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_h
         return dir_forward(d, ctx, t, msgp, req);
     }
     int rc = dir_lookup_start(d, ctx, t);
-    if (t->known && (rc == 0 || rc == DS_EFULL)) {
-        return dir_forward(d, ctx, t, msgp, req); /* stale: serve while it refreshes */
+    if (t->known && rc < 0) {
+        return dir_forward(d, ctx, t, msgp, req); /* cannot check now: serve what is known */
     }
     if (rc < 0 || t->nwaiting == DS_API_DIR_WAIT_MAX) {
         static const ds_http_header_t retry[] = {{"Retry-After", 11, "1", 1}};

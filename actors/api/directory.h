@@ -9,8 +9,9 @@
  * 401, an unknown slug a 404; a suspended or offboarding tenant gets 403 tenant-suspended.
  *
  * Each tenant known to the node has an entry: its status and effective plan (read with the
- * control plane's routing functions through the pool, cached for DS_API_DIR_TTL_MS and
- * refreshed in the background after that, so a suspension takes effect within seconds), its
+ * control plane's routing functions through the pool and cached for DS_API_DIR_TTL_MS: the
+ * first request after that waits for a fresh read, so a suspension takes effect within
+ * seconds; if the database cannot answer, what is known is used), its
  * runtime group (made from its plan on first sight, or given at start), its session actor
  * (spawned on first use, in that group) and its request-rate bucket (the plan's
  * api_requests_per_minute; an empty bucket answers 429 rate-limited with Retry-After and the

@@ -94,7 +94,7 @@ int api_h_service_accounts_get(ds_api_call_t *c)
 }
 
 /* Reads scopes and roles of the body into k as text[] literals; 400 and -EINVAL if bad. */
-static int sa_body_lists(ds_api_call_t *c, sa_key_t *k)
+static int sa_body_lists(ds_api_call_t *c, sa_key_t *k, bool with_roles)
 {
     size_t n = 0;
     (void)snprintf(k->scopes, sizeof(k->scopes), "{}");
@@ -107,7 +107,7 @@ static int sa_body_lists(ds_api_call_t *c, sa_key_t *k)
         return -EINVAL;
     }
     (void)snprintf(k->roles, sizeof(k->roles), "{viewer}");
-    if (ds_json_get_count(c->body, "roles", &n)) {
+    if (with_roles && ds_json_get_count(c->body, "roles", &n)) {
         unsigned roles = 0;
         for (size_t i = 0; i < n; i++) {
             const char *item = ds_json_get_item(c->body, "roles", i);
@@ -178,7 +178,7 @@ int api_h_service_accounts_create(ds_api_call_t *c)
     }
     c->action = "service_account.create";
     c->object_type = "service_account";
-    if (sa_body_lists(c, k) < 0) {
+    if (sa_body_lists(c, k, true) < 0) {
         return 0;
     }
     int rc = ds_api_uuid_v7(c->new_id);
@@ -261,7 +261,7 @@ int api_h_service_accounts_key_create(ds_api_call_t *c)
     c->action = "api_key.create";
     c->object_type = "service_account";
     memcpy(c->object_id, c->match.params[0], sizeof(c->object_id));
-    if (sa_body_lists(c, k) < 0) {
+    if (sa_body_lists(c, k, false) < 0) {
         return 0;
     }
     int rc = sa_new_key(c, k);

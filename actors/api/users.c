@@ -34,26 +34,6 @@ static void user_change_free(void *p)
     }
 }
 
-/* The password policy (replaced by the shared one of actors/password.h when it lands). */
-static bool ds_password_policy_ok(const char *pw, size_t len, const char **why)
-{
-    size_t chars = 0;
-    bool varied = false;
-    for (size_t i = 0; i < len; i++) {
-        chars += ((unsigned char)pw[i] & 0xc0) != 0x80;
-        varied = varied || pw[i] != pw[0];
-    }
-    if (chars < 12 || chars > 256) {
-        *why = "must be 12 to 256 characters long";
-        return false;
-    }
-    if (!varied) {
-        *why = "must not repeat a single character";
-        return false;
-    }
-    return true;
-}
-
 int api_h_users_list(ds_api_call_t *c)
 {
     char sql[1024];
@@ -101,7 +81,7 @@ static int users_body_common(ds_api_call_t *c, user_change_t *u)
     const char *pw = NULL;
     if (ds_json_get_string(c->body, "password", &pw, &u->password_len)) {
         const char *why = NULL;
-        if (!ds_password_policy_ok(pw, u->password_len, &why)) {
+        if (ds_password_policy_check(pw, u->password_len, &why) != 0) {
             char detail[160];
             (void)snprintf(detail, sizeof(detail), "password: %s", why);
             (void)ds_api_problem_ex(c, 400, "validation-failed", detail, NULL, 0,
@@ -180,7 +160,7 @@ static int users_create_tx(ds_api_call_t *c, const ds_msg_t *reply)
                            " dossier.audit_append($1, $2::uuid, $3, $4, $5, u.id, $7::inet, $8,"
                            " $9, jsonb_build_object('email', u.email, 'roles', u.roles))"
                            " FROM dossier.users u WHERE lower(u.email) = lower($11)"
-                           " AND $6::uuid IS NULL AND $10 IS NOT NULL",
+                           " AND $6::uuid IS NULL AND $10::jsonb IS NOT NULL",
                            11, ap);
     }
     if (rc == 0) {

@@ -17,7 +17,12 @@ src="${DS_SOURCE_DIR:?DS_SOURCE_DIR must name the source tree}"
 
 work="$(mktemp -d /tmp/ds-e2e-api.XXXXXX)"
 cleanup() {
+    local rc=$?
     ds_api_stop
+    if [ "$rc" -ne 0 ] && [ -f "$work/serve.err" ]; then
+        echo "--- server log (warnings and errors) ---" >&2
+        grep -v '"level":"\(debug\|info\)"' "$work/serve.err" | tail -n 40 >&2 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -105,7 +110,9 @@ ds_api_call POST /v1/users '{"email":"bob@example.com",'
 expect_problem 400 validation-failed "malformed JSON is 400"
 ds_api_call POST /v1/users $'{"email":"b\xffb@example.com"}'
 expect_problem 400 validation-failed "invalid UTF-8 is 400"
-ds_api_call POST /v1/users '{"email":"bob@example.com"}' -H 'Content-Type: text/plain'
+api_status="$(curl -s --max-time 20 -o "$work/api_body" -w '%{http_code}' -H "Authorization: Bearer $api_access" \
+    -H 'Content-Type: text/plain' -d '{"email":"bob@example.com"}' "$api_base/v1/users")"
+api_body="$(cat "$work/api_body")"
 expect_problem 415 unsupported-media-type "a body that is not JSON is 415"
 ds_api_call GET "/v1/users/$alice" ""
 expect 200 "a user is read back"
@@ -126,12 +133,14 @@ expect_problem 404 not-found "an unknown id is 404"
 # --- plan limit on users: racing creates never pass it ----------------------------------------
 "$bin" tenant limit "$slug" max_users=5 >/dev/null
 sleep 3.5 # the node's directory re-reads the plan within DS_API_DIR_TTL_MS
+racers=()
 for i in 1 2 3 4 5 6; do
     curl -s --max-time 20 -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $admin_access" \
         -H 'Content-Type: application/json' -d "{\"email\":\"race$i@example.com\"}" \
         "$api_base/v1/users" >"$work/race$i" &
+    racers+=($!)
 done
-wait
+wait "${racers[@]}"
 created=$(cat "$work"/race* | grep -c '^201$' || true)
 active="$(printf "BEGIN; SELECT set_config('app.tenant_id', '%s', true); SELECT count(*) FROM dossier.users WHERE status = 'active'; COMMIT;\n" "$tenant_id" | psql_owner | sed -n '2p')"
 if [ "$active" = 5 ] && [ "$created" = 3 ]; then

@@ -15,7 +15,12 @@ src="${DS_SOURCE_DIR:?DS_SOURCE_DIR must name the source tree}"
 
 work="$(mktemp -d /tmp/ds-e2e-xt.XXXXXX)"
 cleanup() {
+    local rc=$?
     ds_api_stop
+    if [ "$rc" -ne 0 ] && [ -f "$work/serve.err" ]; then
+        echo "--- server log (warnings and errors) ---" >&2
+        grep -v '"level":"\(debug\|info\)"' "$work/serve.err" | tail -n 40 >&2 || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
