@@ -29,7 +29,7 @@ enum {
     DS_HTTP_HEADERS_MAX = 1024,       /* ceiling of max_headers */
     DS_HTTP_URL_MAX = 8192,           /* ceiling of max_url */
     DS_HTTP_BODY_MAX = 16777216,      /* ceiling of stream_threshold: a whole body (16 MiB) */
-    DS_HTTP_STREAM_BODY_MAX = 0xffffffffU, /* ceiling of max_body (streamed past the threshold) */
+    DS_HTTP_STREAM_BODY_MAX = 0x7fffffff, /* ceiling of max_body (streamed past the threshold) */
 };
 
 /* What ds_http_reader_feed() found. */
