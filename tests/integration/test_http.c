@@ -5,11 +5,13 @@
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,17 +40,50 @@ enum {
     HANG_S = 20, /* a wait this long means a hang, not a slow machine */
     HELD_MAX = 16,
     CLIENT_BUF = 1 << 20,
+    STREAMS_MAX = 4,
 };
 
 /* ---- the handler actor ----
  * /echo answers at once with what it saw; /hold/... is kept until /release, which answers
  * itself first and then the held requests newest first (out of order on purpose); /never is
- * never answered; /gate blocks the worker on a semaphore (to fill the mailbox behind it). */
+ * never answered; /gate blocks the worker on a semaphore (to fill the mailbox behind it).
+ * Streams: /stream/<pieces>/<bytes> answers with a streamed body of that many pieces of
+ * pattern bytes (byte k of the body is k % 251), keeping at most `window` pieces
+ * unacknowledged; /flood/<pieces>/<bytes> sends them all at once, ignoring the window. A
+ * streamed request (REQUEST_START) to /upload is read with a credit of 2 pieces, acking each,
+ * and answered "len=<bytes> bad=<bytes off the pattern>"; /upload-hold gets no credit until a
+ * TICK arrives; /upload-reject is answered 401 at once. */
+
+typedef struct out_stream {
+    ds_msg_t *msg; /* the request, kept: req points into it */
+    ds_http_request_t req;
+    size_t next, total, piece;
+    uint32_t outstanding;
+} out_stream_t;
+
+typedef struct in_stream {
+    ds_msg_t *msg;
+    ds_http_request_t req;
+    uint64_t len, bad;
+    bool hold;
+} in_stream_t;
 
 typedef struct handler {
     ds_msg_t *held[HELD_MAX];
     size_t nheld;
+    out_stream_t out[STREAMS_MAX];
+    in_stream_t in[STREAMS_MAX];
 } handler_t;
+
+/* What the handler saw, for the test thread. */
+static atomic_uint window = 4;      /* the server's stream_window */
+static atomic_uint max_outstanding; /* the most pieces it had unacknowledged */
+static atomic_ullong sent_bytes;    /* body bytes it streamed out */
+static atomic_ullong in_bytes;      /* request body bytes it received */
+static atomic_int ack_error;        /* the first RESPONSE_ACK error */
+static atomic_int body_error;       /* the first REQUEST_BODY error */
+static atomic_uint body_pieces;     /* REQUEST_BODY pieces received */
+static sem_t stream_done;           /* posted at an ack error or a body error */
 
 static sem_t gate;      /* /gate waits on it */
 static sem_t gate_seen; /* posted when /gate arrives */
@@ -67,7 +102,204 @@ static void h_terminate(ds_ctx_t *ctx, int reason)
     for (size_t i = 0; i < h->nheld; i++) {
         ds_msg_free(&h->held[i]);
     }
+    for (size_t i = 0; i < STREAMS_MAX; i++) {
+        ds_msg_free(&h->out[i].msg);
+        ds_msg_free(&h->in[i].msg);
+    }
     free(h);
+}
+
+static bool path_is(const ds_http_request_t *r, const char *p)
+{
+    size_t n = strlen(p);
+    return r->path.len >= n && memcmp(r->path.ptr, p, n) == 0;
+}
+
+static void pattern(uint8_t *p, size_t n, uint64_t off)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)((off + i) % 251);
+    }
+}
+
+/* Sends pieces of o while the window allows (all of them when flood). */
+static void out_pump(ds_ctx_t *ctx, out_stream_t *o, bool flood)
+{
+    uint8_t *buf = malloc(o->piece);
+    while (o->msg != NULL && o->next < o->total &&
+           (flood || o->outstanding < atomic_load(&window))) {
+        pattern(buf, o->piece, (uint64_t)o->next * o->piece);
+        bool last = o->next + 1 == o->total;
+        if (ds_http_respond_body(ctx, &o->req, buf, o->piece, last) < 0) {
+            break;
+        }
+        o->next++;
+        o->outstanding++;
+        atomic_fetch_add(&sent_bytes, o->piece);
+        if (o->outstanding > atomic_load(&max_outstanding)) {
+            atomic_store(&max_outstanding, o->outstanding);
+        }
+        if (last) {
+            ds_msg_free(&o->msg);
+        }
+    }
+    free(buf);
+}
+
+static void on_ack(ds_ctx_t *ctx, handler_t *h, const ds_msg_t *m)
+{
+    ds_http_response_ack_t a;
+    assert_int_equal(ds_http_response_ack_decode(m, &a), 0);
+    for (size_t i = 0; i < STREAMS_MAX; i++) {
+        out_stream_t *o = &h->out[i];
+        if (o->msg == NULL || o->req.conn != a.conn || o->req.seq != a.seq) {
+            continue;
+        }
+        if (a.error < 0) {
+            ds_msg_free(&o->msg);
+        } else {
+            assert_true(a.pieces <= o->outstanding);
+            o->outstanding -= a.pieces;
+            out_pump(ctx, o, false);
+        }
+    }
+    int none = 0;
+    if (a.error < 0 && atomic_compare_exchange_strong(&ack_error, &none, a.error)) {
+        (void)sem_post(&stream_done); /* the first error: later ones follow from it */
+    }
+}
+
+static void start_out(ds_ctx_t *ctx, handler_t *h, ds_msg_t **msgp, const ds_http_request_t *r)
+{
+    char path[64];
+    (void)snprintf(path, sizeof(path), "%.*s", (int)r->path.len, r->path.ptr);
+    bool flood = strncmp(path, "/flood/", 7) == 0;
+    char *end;
+    size_t n = strtoul(path + (flood ? 7 : 8), &end, 10);
+    assert_int_equal(*end, '/');
+    size_t size = strtoul(end + 1, NULL, 10);
+    assert_true(n > 0 && size > 0);
+    out_stream_t *o = NULL;
+    for (size_t i = 0; i < STREAMS_MAX && o == NULL; i++) {
+        o = h->out[i].msg == NULL ? &h->out[i] : NULL;
+    }
+    assert_non_null(o);
+    *o = (out_stream_t){.msg = *msgp, .total = n, .piece = size};
+    *msgp = NULL;
+    assert_int_equal(ds_http_request_decode(o->msg, &o->req), 0);
+    ds_http_header_t hs[] = {{"Content-Type", 12, "application/octet-stream", 24}};
+    assert_int_equal(ds_http_respond_start(ctx, &o->req, 200, hs, 1), 0);
+    out_pump(ctx, o, flood);
+}
+
+static in_stream_t *in_find(handler_t *h, uint64_t conn, uint64_t seq)
+{
+    for (size_t i = 0; i < STREAMS_MAX; i++) {
+        in_stream_t *in = &h->in[i];
+        if (in->msg != NULL && in->req.conn == conn && in->req.seq == seq) {
+            return in;
+        }
+    }
+    return NULL;
+}
+
+static void start_in(ds_ctx_t *ctx, handler_t *h, ds_msg_t **msgp, const ds_http_request_t *r)
+{
+    if (path_is(r, "/upload-reject")) {
+        assert_int_equal(ds_http_respond(ctx, r, 401, NULL, 0, "no", 2), 0);
+        return;
+    }
+    in_stream_t *in = NULL;
+    for (size_t i = 0; i < STREAMS_MAX && in == NULL; i++) {
+        in = h->in[i].msg == NULL ? &h->in[i] : NULL;
+    }
+    assert_non_null(in);
+    *in = (in_stream_t){.msg = *msgp, .hold = path_is(r, "/upload-hold")};
+    *msgp = NULL;
+    bool streamed = false;
+    assert_int_equal(ds_http_request_read(in->msg, &in->req, &streamed, NULL), 0);
+    assert_true(streamed);
+    if (!in->hold) {
+        assert_int_equal(ds_http_request_credit(ctx, &in->req, 2), 0);
+    }
+}
+
+static void on_body(ds_ctx_t *ctx, handler_t *h, const ds_msg_t *m)
+{
+    ds_http_request_body_t b;
+    assert_int_equal(ds_http_request_body_decode(m, &b), 0);
+    in_stream_t *in = in_find(h, b.conn, b.seq);
+    if (b.error < 0) {
+        int none = 0;
+        if (atomic_compare_exchange_strong(&body_error, &none, b.error)) {
+            (void)sem_post(&stream_done);
+        }
+        if (in != NULL) {
+            ds_msg_free(&in->msg);
+        }
+        return;
+    }
+    assert_non_null(in);
+    uint8_t want[65536];
+    assert_true(b.data.len <= sizeof(want));
+    pattern(want, b.data.len, in->len);
+    for (uint32_t i = 0; i < b.data.len; i++) {
+        in->bad += b.data.ptr[i] != want[i];
+    }
+    in->len += b.data.len;
+    atomic_fetch_add(&in_bytes, b.data.len);
+    atomic_fetch_add(&body_pieces, 1);
+    if (!b.last) {
+        assert_int_equal(ds_http_request_credit(ctx, &in->req, 1), 0);
+        return;
+    }
+    char out[128];
+    int n = snprintf(out, sizeof(out), "len=%llu bad=%llu", (unsigned long long)in->len,
+                     (unsigned long long)in->bad);
+    assert_int_equal(ds_http_respond(ctx, &in->req, 200, NULL, 0, out, (size_t)n), 0);
+    ds_msg_free(&in->msg);
+}
+
+static void on_go(ds_ctx_t *ctx, handler_t *h)
+{
+    for (size_t i = 0; i < STREAMS_MAX; i++) {
+        in_stream_t *in = &h->in[i];
+        if (in->msg != NULL && in->hold) {
+            in->hold = false;
+            assert_int_equal(ds_http_request_credit(ctx, &in->req, 2), 0);
+        }
+    }
+}
+
+/* The streaming messages; 1 when m was one. */
+static int stream_receive(ds_ctx_t *ctx, handler_t *h, ds_msg_t **msgp)
+{
+    ds_http_request_t r;
+    bool streamed = false;
+    switch ((*msgp)->type) {
+    case DS_MT_HTTP_RESPONSE_ACK:
+        on_ack(ctx, h, *msgp);
+        return 1;
+    case DS_MT_HTTP_REQUEST_BODY:
+        on_body(ctx, h, *msgp);
+        return 1;
+    case DS_MT_TICK:
+        on_go(ctx, h);
+        return 1;
+    case DS_MT_HTTP_REQUEST_START:
+        assert_int_equal(ds_http_request_read(*msgp, &r, &streamed, NULL), 0);
+        start_in(ctx, h, msgp, &r);
+        return 1;
+    default:
+        break;
+    }
+    assert_int_equal(ds_http_request_read(*msgp, &r, &streamed, NULL), 0);
+    assert_false(streamed);
+    if (path_is(&r, "/stream/") || path_is(&r, "/flood/")) {
+        start_out(ctx, h, msgp, &r);
+        return 1;
+    }
+    return 0;
 }
 
 static void echo(ds_ctx_t *ctx, const ds_http_request_t *r)
@@ -81,15 +313,12 @@ static void echo(ds_ctx_t *ctx, const ds_http_request_t *r)
     assert_int_equal(ds_http_respond(ctx, r, 200, hs, 1, body, (size_t)n), 0);
 }
 
-static bool path_is(const ds_http_request_t *r, const char *p)
-{
-    size_t n = strlen(p);
-    return r->path.len >= n && memcmp(r->path.ptr, p, n) == 0;
-}
-
 static int h_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
 {
     handler_t *h = ds_ctx_state(ctx);
+    if (stream_receive(ctx, h, msgp) == 1) {
+        return 0;
+    }
     ds_http_request_t r;
     if (ds_http_request_decode(*msgp, &r) < 0) {
         return 0;
@@ -176,6 +405,8 @@ typedef struct resp {
     size_t body_len;
 } resp_t;
 
+static int cl_sockbuf; /* > 0: SO_RCVBUF and SO_SNDBUF of the next sockets (no autotuning) */
+
 static int cl_open_at(const char *host, uint16_t port, client_t *c)
 {
     struct sockaddr_storage ss = {0};
@@ -202,6 +433,10 @@ static int cl_open_at(const char *host, uint16_t port, client_t *c)
     assert_int_equal(setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
     int one = 1;
     (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cl_sockbuf > 0) {
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &cl_sockbuf, sizeof(cl_sockbuf));
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &cl_sockbuf, sizeof(cl_sockbuf));
+    }
     if (connect(c->fd, (struct sockaddr *)&ss, sl) < 0) {
         int err = errno;
         close(c->fd);
@@ -285,10 +520,12 @@ static const char *hdr(const resp_t *r, const char *name, char *out, size_t cap)
     return NULL;
 }
 
-/* Reads one response (Content-Length framed). 0, or -1 if the connection closed first. */
-static int cl_read(client_t *c, resp_t *r)
+/* Reads a response head into r; the body stays in c->buf. 0, or -1 at EOF. */
+static int cl_head(client_t *c, resp_t *r)
 {
     char *end;
+    r->status = 0;
+    r->head[0] = 0;
     assert_non_null(c->buf);
     if (c->buf == NULL) {
         return -1; /* for the analyzer: cmocka's asserts are not noreturn */
@@ -306,20 +543,101 @@ static int cl_read(client_t *c, resp_t *r)
     r->head[hl] = 0;
     assert_memory_equal(r->head, "HTTP/1.1 ", 9);
     r->status = (int)strtol(r->head + 9, NULL, 10);
+    memmove(c->buf, c->buf + hl + 2, c->len - hl - 2);
+    c->len -= hl + 2;
+    return 0;
+}
+
+/* Reads one response (Content-Length framed). 0, or -1 if the connection closed first. */
+static int cl_read(client_t *c, resp_t *r)
+{
+    if (cl_head(c, r) < 0) {
+        return -1;
+    }
     char v[64];
     size_t cl = hdr(r, "Content-Length", v, sizeof(v)) == NULL ? 0 : strtoul(v, NULL, 10);
-    size_t total = hl + 2 + cl;
+    size_t total = cl;
     while (c->len < total) {
         ssize_t n = cl_fill(c);
         assert_true(n > 0);
     }
     assert_true(cl < sizeof(r->body));
-    memcpy(r->body, c->buf + hl + 2, cl);
+    memcpy(r->body, c->buf, cl);
     r->body[cl] = 0;
     r->body_len = cl;
     memmove(c->buf, c->buf + total, c->len - total);
     c->len -= total;
     return 0;
+}
+
+/* Drops the first n bytes of c->buf. */
+static void cl_drop(client_t *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Checks the first n buffered bytes against the pattern at body offset off, then drops them. */
+static uint64_t cl_take_pattern(client_t *c, size_t n, uint64_t off)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        bad += (uint8_t)c->buf[i] != (uint8_t)((off + i) % 251);
+    }
+    cl_drop(c, n);
+    return bad;
+}
+
+/* A CRLF-terminated line at the start of c->buf: its length without CRLF (drop it + 2). */
+static size_t cl_line(client_t *c)
+{
+    char *e;
+    while ((e = memmem(c->buf, c->len, "\r\n", 2)) == NULL) {
+        assert_true(cl_fill(c) > 0);
+    }
+    return (size_t)(e - c->buf);
+}
+
+/* Reads the streamed body of r (chunked, or up to EOF without Transfer-Encoding), checking
+ * every byte against the pattern. Its length; *bad counts the bytes off the pattern. */
+static uint64_t cl_stream_body(client_t *c, const resp_t *r, uint64_t *bad)
+{
+    char v[64];
+    bool chunked = hdr(r, "Transfer-Encoding", v, sizeof(v)) != NULL;
+    uint64_t len = 0;
+    *bad = 0;
+    while (!chunked) {
+        size_t have = c->len;
+        *bad += cl_take_pattern(c, have, len);
+        len += have;
+        ssize_t n = cl_fill(c);
+        assert_true(n >= 0);
+        if (n == 0) {
+            return len;
+        }
+    }
+    assert_string_equal(v, "chunked");
+    for (;;) {
+        size_t l = cl_line(c);
+        size_t size = strtoul(c->buf, NULL, 16);
+        cl_drop(c, l + 2);
+        if (size == 0) {
+            assert_int_equal(cl_line(c), 0); /* no trailers */
+            cl_drop(c, 2);
+            return len;
+        }
+        while (size > 0) {
+            if (c->len == 0) {
+                assert_true(cl_fill(c) > 0);
+            }
+            size_t n = c->len < size ? c->len : size;
+            *bad += cl_take_pattern(c, n, len);
+            len += n;
+            size -= n;
+        }
+        assert_int_equal(cl_line(c), 0);
+        cl_drop(c, 2);
+    }
 }
 
 /* True when the server closed the connection (EOF or reset) with nothing more to read. */
@@ -807,6 +1125,368 @@ static void test_ipv6(void **state)
     env_down(&e);
 }
 
+/* ---- streaming and CORS ---- */
+
+static void counters_reset(unsigned win)
+{
+    atomic_store(&window, win);
+    atomic_store(&max_outstanding, 0);
+    atomic_store(&sent_bytes, 0);
+    atomic_store(&in_bytes, 0);
+    atomic_store(&ack_error, 0);
+    atomic_store(&body_error, 0);
+    atomic_store(&body_pieces, 0);
+    assert_int_equal(sem_init(&stream_done, 0, 0), 0);
+}
+
+static void wait_done(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += HANG_S;
+    int rc;
+    do {
+        rc = sem_timedwait(&stream_done, &ts);
+    } while (rc < 0 && errno == EINTR);
+    assert_int_equal(rc, 0); /* else: hang */
+}
+
+static void test_stream_response(void **state)
+{
+    (void)state;
+    counters_reset(4);
+    env_t e;
+    env_up(&e, (ds_http_config_t){.stream_window = 4}, 0);
+    client_t c;
+    cl_open(&e, &c);
+    resp_t *r = malloc(sizeof(*r));
+    char v[64];
+    uint64_t bad;
+    /* chunked, and the pipelined request behind it waits for its end */
+    cl_send(&c, "GET /stream/10/1000 HTTP/1.1\r\nHost: t\r\n\r\n"
+                "GET /echo/after HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_head(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(hdr(r, "Transfer-Encoding", v, sizeof(v)), "chunked");
+    assert_string_equal(hdr(r, "Content-Type", v, sizeof(v)), "application/octet-stream");
+    assert_null(hdr(r, "Content-Length", v, sizeof(v)));
+    assert_non_null(hdr(r, "X-Request-Id", v, sizeof(v)));
+    assert_int_equal(cl_stream_body(&c, r, &bad), 10000);
+    assert_int_equal(bad, 0);
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "GET /echo/after? peer=127.0.0.1 v=11 body=");
+    /* HEAD: the head alone, and the connection goes on */
+    cl_send(&c, "HEAD /stream/3/100 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_head(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    cl_send(&c, "GET /echo/next HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "GET /echo/next? peer=127.0.0.1 v=11 body=");
+    cl_close(&c);
+    /* HTTP/1.0: no chunks, the end of the body is the end of the connection */
+    cl_open(&e, &c);
+    cl_send(&c, "GET /stream/5/300 HTTP/1.0\r\n\r\n");
+    assert_int_equal(cl_head(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_null(hdr(r, "Transfer-Encoding", v, sizeof(v)));
+    assert_string_equal(hdr(r, "Connection", v, sizeof(v)), "close");
+    assert_int_equal(cl_stream_body(&c, r, &bad), 1500);
+    assert_int_equal(bad, 0);
+    cl_close(&c);
+    assert_true(atomic_load(&max_outstanding) <= 4);
+    assert_int_equal(atomic_load(&ack_error), 0);
+    free(r);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+}
+
+/* A client that does not read holds up the handler: 32 MiB cannot all leave it while the
+ * kernel buffers (a few MiB) are full and the window is 4 pieces of 64 KiB. */
+static void test_stream_response_back_pressure(void **state)
+{
+    (void)state;
+    enum {
+        PIECES = 512,
+        PIECE = 65536
+    };
+    counters_reset(4);
+    env_t e;
+    env_up(&e, (ds_http_config_t){.stream_window = 4}, 0);
+    client_t c;
+    cl_sockbuf = 65536;
+    cl_open(&e, &c);
+    cl_sockbuf = 0;
+    char req[128];
+    (void)snprintf(req, sizeof(req), "GET /stream/%d/%d HTTP/1.1\r\nHost: t\r\n\r\n", PIECES,
+                   PIECE);
+    cl_send(&c, req);
+    sleep_ms(500);
+    uint64_t early = atomic_load(&sent_bytes);
+    assert_true(early < (uint64_t)PIECES * PIECE);
+    resp_t *r = malloc(sizeof(*r));
+    assert_int_equal(cl_head(&c, r), 0);
+    uint64_t bad;
+    assert_int_equal(cl_stream_body(&c, r, &bad), (uint64_t)PIECES * PIECE);
+    assert_int_equal(bad, 0);
+    assert_true(atomic_load(&max_outstanding) <= 4);
+    assert_int_equal(atomic_load(&ack_error), 0);
+    free(r);
+    cl_close(&c);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+}
+
+/* A handler that ignores the window is cut off: ACK error -ENOBUFS, connection closed. */
+static void test_stream_window_overrun(void **state)
+{
+    (void)state;
+    counters_reset(2);
+    env_t e;
+    env_up(&e, (ds_http_config_t){.stream_window = 2}, 0);
+    client_t c;
+    cl_sockbuf = 65536;
+    cl_open(&e, &c);
+    cl_sockbuf = 0;
+    cl_send(&c, "GET /flood/64/262144 HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_done();
+    assert_int_equal(atomic_load(&ack_error), -ENOBUFS);
+    ssize_t n;
+    do {
+        c.len = 0;
+        n = cl_fill(&c);
+    } while (n > 0);
+    assert_int_equal(n, 0); /* closed, not a hang */
+    cl_close(&c);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+}
+
+/* Sends a request head and a pattern body of len bytes, as Content-Length or in chunks of
+ * chunk bytes. */
+static void send_pattern(client_t *c, const char *path, size_t len, size_t chunk)
+{
+    char head[256];
+    if (chunk == 0) {
+        (void)snprintf(head, sizeof(head),
+                       "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", path, len);
+    } else {
+        (void)snprintf(head, sizeof(head),
+                       "POST %s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", path);
+    }
+    cl_send(c, head);
+    uint8_t *b = malloc(len);
+    pattern(b, len, 0);
+    for (size_t off = 0; off < len;) {
+        size_t n = chunk == 0 ? len : (len - off < chunk ? len - off : chunk);
+        char line[32];
+        (void)snprintf(line, sizeof(line), "%zx\r\n", n);
+        if (chunk > 0) {
+            cl_send(c, line);
+        }
+        cl_send_n(c, (const char *)b + off, n);
+        if (chunk > 0) {
+            cl_send(c, "\r\n");
+        }
+        off += n;
+    }
+    if (chunk > 0) {
+        cl_send(c, "0\r\n\r\n");
+    }
+    free(b);
+}
+
+static void test_stream_request(void **state)
+{
+    (void)state;
+    counters_reset(4);
+    env_t e;
+    ds_http_limits_t lim = {.max_body = 1 << 26, .stream_threshold = 1000};
+    env_up(&e, (ds_http_config_t){.limits = lim}, 0);
+    client_t c;
+    cl_open(&e, &c);
+    resp_t *r = malloc(sizeof(*r));
+    char v[64];
+    send_pattern(&c, "/upload", 300000, 0);
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "len=300000 bad=0");
+    assert_true(atomic_load(&body_pieces) >= 300000 / 65536);
+    assert_null(hdr(r, "Connection", v, sizeof(v))); /* the body was read: keep-alive */
+    send_pattern(&c, "/upload", 200000, 4000);
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "len=200000 bad=0");
+    /* up to the threshold: a whole REQUEST, as before */
+    cl_send(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nsmall");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "POST /echo? peer=127.0.0.1 v=11 body=small");
+    /* answered before the body was read: the rest is never read, the connection closes */
+    cl_send(&c, "POST /upload-reject HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    cl_send(&c, "abcdefgh");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 401);
+    assert_string_equal(hdr(r, "Connection", v, sizeof(v)), "close");
+    assert_true(cl_closed(&c));
+    wait_done();
+    assert_int_equal(atomic_load(&body_error), -ECANCELED);
+    cl_close(&c);
+    free(r);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+    /* max_body still counts a streamed body: 413 mid-stream, and the taker is told */
+    counters_reset(4);
+    lim = (ds_http_limits_t){.max_body = 5000, .stream_threshold = 1000};
+    env_up(&e, (ds_http_config_t){.limits = lim}, 0);
+    cl_open(&e, &c);
+    cl_send(&c, "POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "7d0\r\n");
+    char *chunk = malloc(2000);
+    pattern((uint8_t *)chunk, 2000, 0);
+    cl_send_n(&c, chunk, 2000);
+    cl_send(&c, "\r\n");
+    /* the handler has the head and the first chunk before the limit trips */
+    for (int i = 0; i < HANG_S * 100 && atomic_load(&in_bytes) < 2000; i++) {
+        sleep_ms(10);
+    }
+    assert_int_equal(atomic_load(&in_bytes), 2000);
+    for (int i = 0; i < 2; i++) {
+        cl_send(&c, "7d0\r\n");
+        cl_send_n(&c, chunk, 2000);
+        cl_send(&c, "\r\n");
+    }
+    free(chunk);
+    expect_problem(&c, 413, "content-too-large");
+    assert_true(cl_closed(&c));
+    wait_done();
+    assert_int_equal(atomic_load(&body_error), -EMSGSIZE);
+    cl_close(&c);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+}
+
+/* Without credit the server stops reading: a 32 MiB upload stalls in the kernel buffers and
+ * nothing reaches the handler; once it grants credit the whole body arrives intact. */
+static void test_stream_request_back_pressure(void **state)
+{
+    (void)state;
+    enum {
+        LEN = 1 << 25
+    };
+    counters_reset(4);
+    env_t e;
+    ds_http_limits_t lim = {.max_body = 1 << 26, .stream_threshold = 1000};
+    env_up(&e, (ds_http_config_t){.limits = lim}, 0);
+    client_t c;
+    cl_sockbuf = 65536;
+    cl_open(&e, &c);
+    cl_sockbuf = 0;
+    char head[128];
+    (void)snprintf(head, sizeof(head),
+                   "POST /upload-hold HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", LEN);
+    cl_send(&c, head);
+    uint8_t *b = malloc(LEN);
+    pattern(b, LEN, 0);
+    int fl = fcntl(c.fd, F_GETFL);
+    assert_int_equal(fcntl(c.fd, F_SETFL, fl | O_NONBLOCK), 0);
+    size_t off = 0;
+    int idle = 0;
+    while (off < LEN && idle < 5) { /* until 5 x 100 ms without progress */
+        ssize_t w = send(c.fd, b + off, LEN - off, MSG_NOSIGNAL);
+        if (w > 0) {
+            off += (size_t)w;
+            idle = 0;
+        } else {
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+            sleep_ms(100);
+            idle++;
+        }
+    }
+    assert_true(off < LEN); /* the server stopped reading */
+    assert_int_equal(atomic_load(&in_bytes), 0);
+    ds_msg_t *go;
+    assert_int_equal(ds_tick_new(&(ds_tick_t){.seq = 1}, &go), 0);
+    assert_int_equal(ds_send_from(e.rt, e.handler, &go), 0);
+    assert_int_equal(fcntl(c.fd, F_SETFL, fl), 0);
+    cl_send_n(&c, (const char *)b + off, LEN - off);
+    free(b);
+    resp_t *r = malloc(sizeof(*r));
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    char want[64];
+    (void)snprintf(want, sizeof(want), "len=%d bad=0", LEN);
+    assert_string_equal(r->body, want);
+    free(r);
+    cl_close(&c);
+    env_down(&e);
+    (void)sem_destroy(&stream_done);
+}
+
+static void test_cors(void **state)
+{
+    (void)state;
+    env_t e;
+    ds_http_server_t *srv;
+    const char *const star[] = {"*"};
+    ds_loop_t *l;
+    ds_rt_t *rt;
+    assert_int_equal(ds_rt_new(&(ds_rt_cfg_t){.workers = 1}, &rt), 0);
+    assert_int_equal(ds_loop_new(rt, "cors", &l), 0);
+    ds_http_config_t bad_cfg = {
+        .handler = ds_id_make(0, 1, 1), .cors_origins = star, .ncors_origins = 1};
+    assert_int_equal(ds_http_server_new(l, &bad_cfg, &srv), -EINVAL); /* no wildcards */
+    ds_loop_free(&l);
+    ds_rt_free(&rt);
+    const char *const origins[] = {"https://app.example.com", "http://localhost:5173"};
+    env_up(&e, (ds_http_config_t){.cors_origins = origins, .ncors_origins = 2}, 0);
+    client_t c;
+    cl_open(&e, &c);
+    resp_t *r = malloc(sizeof(*r));
+    char v[256];
+    cl_send(&c, "GET /echo HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example.com\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(hdr(r, "Access-Control-Allow-Origin", v, sizeof(v)),
+                        "https://app.example.com");
+    assert_string_equal(hdr(r, "Vary", v, sizeof(v)), "Origin");
+    assert_string_equal(hdr(r, "Access-Control-Expose-Headers", v, sizeof(v)),
+                        "X-Request-Id, ETag, Location, Retry-After, RateLimit-Limit, "
+                        "RateLimit-Remaining, RateLimit-Reset");
+    /* another origin (or a near miss): no CORS header at all */
+    cl_send(&c, "GET /echo HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example.com.evil\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_null(hdr(r, "Access-Control-Allow-Origin", v, sizeof(v)));
+    assert_null(hdr(r, "Vary", v, sizeof(v)));
+    assert_null(hdr(r, "Access-Control-Expose-Headers", v, sizeof(v)));
+    /* preflight, allowed: answered by the gateway */
+    cl_send(&c, "OPTIONS /v1/users HTTP/1.1\r\nHost: t\r\nOrigin: http://localhost:5173\r\n"
+                "Access-Control-Request-Method: PATCH\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 204);
+    assert_int_equal(r->body_len, 0);
+    assert_string_equal(hdr(r, "Access-Control-Allow-Origin", v, sizeof(v)),
+                        "http://localhost:5173");
+    assert_string_equal(hdr(r, "Access-Control-Allow-Methods", v, sizeof(v)),
+                        "GET, POST, PUT, PATCH, DELETE");
+    assert_string_equal(hdr(r, "Access-Control-Allow-Headers", v, sizeof(v)),
+                        "Authorization, Content-Type, Idempotency-Key, If-Match, X-Request-Id");
+    assert_string_equal(hdr(r, "Access-Control-Max-Age", v, sizeof(v)), "600");
+    assert_string_equal(hdr(r, "Vary", v, sizeof(v)), "Origin");
+    /* preflight, denied */
+    cl_send(&c, "OPTIONS /v1/users HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n"
+                "Access-Control-Request-Method: DELETE\r\n\r\n");
+    expect_problem(&c, 403, "cors-origin-denied");
+    /* an OPTIONS that is no preflight goes to the handler */
+    cl_send(&c, "OPTIONS /echo HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example.com\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_memory_equal(r->body, "OPTIONS /echo?", 14);
+    assert_non_null(hdr(r, "Access-Control-Allow-Origin", v, sizeof(v)));
+    free(r);
+    cl_close(&c);
+    env_down(&e);
+}
+
 int main(void)
 {
     (void)ds_http_msgs_register();
@@ -826,6 +1506,12 @@ int main(void)
         cmocka_unit_test(test_connection_limits),
         cmocka_unit_test(test_forwarded_for),
         cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_stream_response),
+        cmocka_unit_test(test_stream_response_back_pressure),
+        cmocka_unit_test(test_stream_window_overrun),
+        cmocka_unit_test(test_stream_request),
+        cmocka_unit_test(test_stream_request_back_pressure),
+        cmocka_unit_test(test_cors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

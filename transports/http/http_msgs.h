@@ -1,6 +1,7 @@
 /* http_msgs: the HTTP gateway's message catalog (schema/http.msgs.h), expanded with the prefix
  * http_: DS_MT_HTTP_REQUEST, ds_http_request_t, ds_http_request_new(), ds_http_request_decode()
- * and the same for RESPONSE (runtime/catalog.h tells what each generated name does).
+ * and the same for every other message of the file (runtime/catalog.h tells what each
+ * generated name does).
  * Threads: call ds_http_msgs_register() once, before the runtime starts its threads. */
 #pragma once
 

@@ -140,3 +140,108 @@ int ds_http_respond(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status
     }
     return rc;
 }
+
+int ds_http_request_read(const ds_msg_t *m, ds_http_request_t *out, bool *streamed,
+                         int64_t *content_length)
+{
+    if (m->type == DS_MT_HTTP_REQUEST) {
+        ds_http_request_t v;
+        int rc = ds_http_request_decode(m, &v);
+        if (rc < 0) {
+            return rc;
+        }
+        *out = v;
+        *streamed = false;
+        if (content_length != NULL) {
+            *content_length = v.body.len;
+        }
+        return 0;
+    }
+    ds_http_request_start_t st;
+    int rc = ds_http_request_start_decode(m, &st);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = (ds_http_request_t){
+        .reply_to = st.reply_to,
+        .conn = st.conn,
+        .seq = st.seq,
+        .request_id = st.request_id,
+        .method = st.method,
+        .path = st.path,
+        .query = st.query,
+        .headers = st.headers,
+        .body = {.ptr = NULL, .len = 0},
+        .peer = st.peer,
+        .version = st.version,
+    };
+    *streamed = true;
+    if (content_length != NULL) {
+        *content_length = st.content_length;
+    }
+    return 0;
+}
+
+static int send_or_free(ds_ctx_t *ctx, ds_actor_id_t to, int rc, ds_msg_t **m)
+{
+    if (rc == 0) {
+        rc = ds_send(ctx, to, m);
+    }
+    ds_msg_free(m);
+    return rc;
+}
+
+int ds_http_respond_start(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status,
+                          const ds_http_header_t *headers, size_t nheaders)
+{
+    if (status < 100 || status > 599 || (nheaders > 0 && headers == NULL)) {
+        return -EINVAL;
+    }
+    uint8_t *list;
+    size_t list_len;
+    int rc = ds__http_headers_encode(headers, nheaders, true, &list, &list_len);
+    if (rc < 0) {
+        return rc;
+    }
+    ds_http_response_start_t v = {
+        .conn = req->conn,
+        .seq = req->seq,
+        .status = status,
+        .headers = {.ptr = list, .len = (uint32_t)list_len},
+    };
+    ds_msg_t *m = NULL;
+    rc = ds_http_response_start_new(&v, &m);
+    free(list);
+    return send_or_free(ctx, req->reply_to, rc, &m);
+}
+
+int ds_http_respond_body(ds_ctx_t *ctx, const ds_http_request_t *req, const void *data, size_t len,
+                         bool last)
+{
+    if (len > 0 && data == NULL) {
+        return -EINVAL;
+    }
+    if (len > DS_HTTP_PIECE_MAX) {
+        return -EMSGSIZE;
+    }
+    ds_http_response_body_t v = {
+        .conn = req->conn,
+        .seq = req->seq,
+        .data = {.ptr = data, .len = (uint32_t)len},
+        .last = last,
+    };
+    ds_msg_t *m = NULL;
+    int rc = ds_http_response_body_new(&v, &m);
+    return send_or_free(ctx, req->reply_to, rc, &m);
+}
+
+int ds_http_request_credit(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t pieces)
+{
+    if (pieces == 0) {
+        return -EINVAL;
+    }
+    ds_http_request_credit_t v = {.conn = req->conn, .seq = req->seq, .pieces = pieces};
+    ds_msg_t *m = NULL;
+    int rc = ds_http_request_credit_new(&v, &m);
+    return send_or_free(ctx, req->reply_to, rc, &m);
+}

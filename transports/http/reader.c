@@ -4,7 +4,14 @@
  * several pieces across reads). The head is kept in one growing buffer: the target first,
  * then each header's name and value, located by offsets because the buffer moves as it grows.
  * on_message_complete pauses the parser, so a feed returns after each request and the caller
- * decides when to parse the next one (pipelining with back-pressure). */
+ * decides when to parse the next one (pipelining with back-pressure).
+ *
+ * Streaming. A body longer than stream_threshold (known from Content-Length when the head
+ * ends, or found while decoding chunks) is not kept whole: the feed that finds it hands out
+ * the head alone (DS_HTTP_READ_STREAM), and the body bytes then pile up in the body buffer
+ * only as far as the caller feeds them; it takes them out in pieces (body_peek/consume). The
+ * caller stops feeding while a piece waits, so the buffer holds at most one feed more than a
+ * piece. The limits (max_body) count the whole body, not the buffer. */
 #include "transports/http/reader.h"
 
 #include <errno.h>
@@ -26,6 +33,10 @@ enum rd_state {
     RD_DONE, /* complete, handed out */
 };
 
+enum {
+    BODY_CAP_MIN = 4096,
+};
+
 struct ds_http_reader {
     llhttp_t p;
     ds_http_limits_t lim;
@@ -41,7 +52,11 @@ struct ds_http_reader {
     uint32_t nhdrs, hdrs_cap;
     ds_http_header_t *out_hdrs; /* hdrs_cap of them, filled when a request completes */
     uint8_t *body;
-    size_t body_len, body_cap;
+    size_t body_len, body_cap; /* buffered (the whole body unless streaming) */
+    uint64_t body_total;       /* decoded bytes of this request's body so far */
+    bool streaming;            /* this request's body goes out in pieces */
+    bool head_out;             /* its head was handed out (DS_HTTP_READ_STREAM) */
+    bool body_done;            /* its body is complete (the rest is in the buffer) */
 };
 
 static int fail(ds_http_reader_t *r, int status, const char *reason)
@@ -85,6 +100,10 @@ static int on_message_begin(llhttp_t *p)
     r->url_len = 0;
     r->nhdrs = 0;
     r->body_len = 0;
+    r->body_total = 0;
+    r->streaming = false;
+    r->head_out = false;
+    r->body_done = false;
     r->last_was_value = true;
     return 0;
 }
@@ -149,18 +168,25 @@ static int on_headers_complete(llhttp_t *p)
         (void)fail(r, 413, "request body too large");
         return -1;
     }
+    if ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > r->lim.stream_threshold) {
+        r->streaming = true;
+    }
     return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     ds_http_reader_t *r = rd(p);
-    if (len > r->lim.max_body - r->body_len) {
+    if (len > r->lim.max_body - r->body_total) {
         return fail(r, 413, "request body too large");
+    }
+    r->body_total += len;
+    if (r->body_total > r->lim.stream_threshold) {
+        r->streaming = true; /* chunked: found while decoding */
     }
     size_t need = r->body_len + len;
     if (need > r->body_cap) {
-        size_t cap = r->body_cap == 0 ? 4096 : r->body_cap * 2;
+        size_t cap = r->body_cap == 0 ? BODY_CAP_MIN : r->body_cap * 2;
         while (cap < need) {
             cap *= 2;
         }
@@ -175,6 +201,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     rd(p)->state = RD_DONE;
+    rd(p)->body_done = true;
     return HPE_PAUSED; /* one request per feed: the caller parses the next when ready */
 }
 
@@ -206,7 +233,8 @@ ds_http_limits_t ds_http_limits_effective(const ds_http_limits_t *lim)
         .max_header_bytes = pick(lim->max_header_bytes, 16384, DS_HTTP_HEADER_BYTES_MAX),
         .max_headers = pick(lim->max_headers, 64, DS_HTTP_HEADERS_MAX),
         .max_url = pick(lim->max_url, 4096, DS_HTTP_URL_MAX),
-        .max_body = pick(lim->max_body, 1048576, DS_HTTP_BODY_MAX),
+        .max_body = pick(lim->max_body, 1048576, DS_HTTP_STREAM_BODY_MAX),
+        .stream_threshold = pick(lim->stream_threshold, 1048576, DS_HTTP_BODY_MAX),
     };
 }
 
@@ -249,12 +277,25 @@ static void fill(ds_http_reader_t *r, ds_http_parsed_t *req)
         .url_len = r->url_len,
         .headers = r->out_hdrs,
         .nheaders = r->nhdrs,
-        .body = r->body,
-        .body_len = r->body_len,
+        .body = r->streaming ? NULL : r->body,
+        .body_len = r->streaming ? 0 : r->body_len,
+        .content_length = (r->p.flags & F_CONTENT_LENGTH) != 0 ? (int64_t)r->p.content_length : -1,
         .http_major = llhttp_get_http_major(&r->p),
         .http_minor = llhttp_get_http_minor(&r->p),
         .keep_alive = !r->upgraded && llhttp_should_keep_alive(&r->p) != 0,
+        .streamed = r->streaming,
     };
+}
+
+/* What a feed that parsed without pausing tells: the head of a request found to stream. */
+static int feed_end(ds_http_reader_t *r, ds_http_parsed_t *req)
+{
+    if (r->streaming && !r->head_out) {
+        r->head_out = true;
+        fill(r, req);
+        return DS_HTTP_READ_STREAM;
+    }
+    return DS_HTTP_READ_MORE;
 }
 
 int ds_http_reader_feed(ds_http_reader_t *r, const char *data, size_t len, size_t *used,
@@ -268,10 +309,13 @@ int ds_http_reader_feed(ds_http_reader_t *r, const char *data, size_t len, size_
         r->reason = "bytes after an upgrade request";
         return -EPROTO;
     }
+    if (r->streaming && r->body_done) {
+        return -EBUSY; /* the caller must take the streamed body out first */
+    }
     llhttp_errno_t e = llhttp_execute(&r->p, data, len);
     if (e == HPE_OK) {
         *used = len;
-        return 0;
+        return feed_end(r, req);
     }
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         const char *pos = llhttp_get_error_pos(&r->p);
@@ -282,8 +326,11 @@ int ds_http_reader_feed(ds_http_reader_t *r, const char *data, size_t len, size_
             r->upgraded = true; /* no WebSocket yet: answered, then closed */
         }
         r->state = RD_IDLE;
-        fill(r, req);
-        return 1;
+        if (!r->streaming) {
+            fill(r, req);
+            return DS_HTTP_READ_REQUEST;
+        }
+        return feed_end(r, req) == DS_HTTP_READ_STREAM ? DS_HTTP_READ_STREAM : DS_HTTP_READ_END;
     }
     if (r->status == 0) {
         r->status = 400;
@@ -315,4 +362,45 @@ bool ds_http_reader_in_head(const ds_http_reader_t *r)
 bool ds_http_reader_busy(const ds_http_reader_t *r)
 {
     return r->state == RD_HEAD || r->state == RD_BODY;
+}
+
+bool ds_http_reader_streaming(const ds_http_reader_t *r)
+{
+    return r->streaming && r->head_out;
+}
+
+size_t ds_http_reader_body_buffered(const ds_http_reader_t *r)
+{
+    return r->streaming ? r->body_len : 0;
+}
+
+bool ds_http_reader_body_peek(const ds_http_reader_t *r, size_t max, const uint8_t **data,
+                              size_t *len, bool *last)
+{
+    if (!ds_http_reader_streaming(r) || max == 0) {
+        return false;
+    }
+    size_t n = r->body_len < max ? r->body_len : max;
+    bool end = r->body_done && n == r->body_len;
+    if (n == 0 && !end) {
+        return false;
+    }
+    *data = r->body;
+    *len = n;
+    *last = end;
+    return true;
+}
+
+void ds_http_reader_body_consume(ds_http_reader_t *r, size_t n, bool last)
+{
+    if (!ds_http_reader_streaming(r)) {
+        return;
+    }
+    n = n > r->body_len ? r->body_len : n;
+    memmove(r->body, r->body + n, r->body_len - n);
+    r->body_len -= n;
+    if (last && r->body_done && r->body_len == 0) {
+        r->streaming = false; /* the next request may begin */
+        r->head_out = false;
+    }
 }

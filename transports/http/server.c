@@ -9,7 +9,24 @@
  *
  * One repeating uv_timer (the tick) checks every connection's timeouts: header read, idle and
  * handler deadline. A tick costs O(connections); its period is a quarter of the shortest
- * timeout (5 ms..1 s), so a timeout fires at most that late. */
+ * timeout (5 ms..1 s), so a timeout fires at most that late.
+ *
+ * Streamed responses. RESPONSE_START answers an entry with a head that promises a body in
+ * pieces; RESPONSE_BODY pieces queue on the entry, framed (chunked, or raw for HTTP/1.0), and
+ * are written only while the entry is at the head of the FIFO, so later responses wait for the
+ * stream to end. Each piece is acknowledged (RESPONSE_ACK to its sender) when libuv reports it
+ * written; a piece beyond stream_window unacknowledged ones is a handler bug and ends the
+ * connection, so an entry never holds more than stream_window pieces. An ack that cannot be
+ * delivered (the sender's mailbox is full) is owed and retried on the tick; acks count pieces,
+ * so a late one makes up for every lost one.
+ *
+ * Streamed requests. The reader hands out the head of a long body (DS_HTTP_READ_STREAM): the
+ * handler gets REQUEST_START, and the body stays in the reader until an actor grants credit
+ * (REQUEST_CREDIT); each credit lets one piece (at most PIECE_BYTES) go to the last granter.
+ * The reader is fed no further while a whole piece waits in it, so reading stops (uv_read_stop)
+ * until credit comes. Nothing else is read on the connection until the body has gone out. A
+ * request answered before its body went out (early error, 504) closes the connection after
+ * the response: the rest of the body is never read. */
 #include "transports/http/server.h"
 
 #include <arpa/inet.h>
@@ -40,7 +57,18 @@ enum {
     PEER_MAX = 64,
     LOG_PATH_MAX = 256,
     METHOD_MAX = 32,
+    ORIGIN_MAX = DS_HTTP_ORIGIN_MAX + 1, /* bytes of a CORS origin, NUL included */
+    PIECE_BYTES = 65536,                 /* the most a REQUEST_BODY carries */
+    CREDIT_MAX = 1 << 20,                /* credit a streamed request may hold */
 };
+
+/* A piece of a streamed response, framed and waiting for its entry to reach the head. */
+typedef struct piece {
+    struct piece *next;
+    char *data; /* NULL when nothing is written (HEAD, 204, an empty piece): only acked */
+    size_t len;
+    ds_actor_id_t ack_to;
+} piece_t;
 
 typedef struct pending {
     struct pending *next;
@@ -51,15 +79,40 @@ typedef struct pending {
     bool close_after; /* the connection closes after this response */
     bool head;        /* a HEAD request: no body is written */
     uint8_t minor;    /* HTTP/1.minor */
-    char *out;        /* the serialized response, once answered */
+    bool stream;      /* answered by RESPONSE_START: the body follows in pieces */
+    bool head_sent;   /* a stream's head is written */
+    bool ended;       /* a stream's last piece arrived */
+    bool discard;     /* a stream without a body on the wire (HEAD, 1xx, 204, 304) */
+    bool chunked;     /* a stream framed as chunks (HTTP/1.1) */
+    char *out;        /* the serialized response (a stream's head), once answered */
     size_t out_len;
+    piece_t *pieces, *pieces_tail;
+    uint32_t inflight;   /* a stream's pieces received and not yet acknowledged */
+    uint64_t last_ms;    /* uv_now() of a stream's start or last piece */
+    ds_actor_id_t owner; /* who is told when a stream cannot go on */
     uint32_t status;
     size_t body_len;
     char method[METHOD_MAX];
     char path[LOG_PATH_MAX];
     char request_id[DS_HTTP_REQUEST_ID_MAX + 1];
     char client[PEER_MAX];
+    char origin[ORIGIN_MAX]; /* an allowed CORS Origin of the request, or "" */
 } pending_t;
+
+/* The streamed body of the request at the tail of a connection's FIFO. */
+typedef struct rstream {
+    bool active;
+    uint64_t seq;
+    ds_actor_id_t to; /* takes the pieces: the last granter of credit, the handler until then */
+    uint32_t credit;  /* pieces it may take */
+} rstream_t;
+
+/* Acknowledgements a full mailbox refused, retried on the tick. */
+typedef struct owed {
+    ds_actor_id_t to;
+    uint64_t seq;
+    uint32_t n;
+} owed_t;
 
 typedef struct conn {
     uv_tcp_t tcp; /* tcp.data = the conn; must stay first */
@@ -76,6 +129,8 @@ typedef struct conn {
     size_t stash_len;
     uint64_t head_start_ms; /* a request head began at this uv_now(), or 0 */
     uint64_t last_active_ms;
+    rstream_t rs;
+    owed_t owed;
     bool in_table;
     bool reading;
     bool eof;      /* the peer closed its side */
@@ -89,6 +144,9 @@ typedef struct wreq {
     conn_t *c;
     size_t len;
     char *data;
+    bool piece; /* a streamed piece of entry seq: acknowledged when written */
+    uint64_t seq;
+    ds_actor_id_t ack_to;
 } wreq_t;
 
 struct ds_http_server {
@@ -98,6 +156,7 @@ struct ds_http_server {
     ds_http_config_t cfg; /* defaults applied; strings below */
     char *host;
     char **proxies;
+    char **origins;
     uv_tcp_t listener;
     uv_timer_t tick;
     uint16_t port;
@@ -126,6 +185,7 @@ typedef struct problem {
 
 static const problem_t problems[] = {
     {400, "bad-request", "Bad Request"},
+    {403, "cors-origin-denied", "Forbidden"},
     {408, "request-timeout", "Request Timeout"},
     {413, "content-too-large", "Content Too Large"},
     {414, "uri-too-long", "URI Too Long"},
@@ -235,38 +295,65 @@ static bool reserved_header(const ds_http_header_t *h)
     return false;
 }
 
-/* Fills p's output: status line, the handler's headers (list), ours, then the body. */
-static void serialize(pending_t *p, uint32_t status, ds_bytes_t list, const uint8_t *body,
-                      size_t body_len)
+static bool no_body_status(uint32_t status)
 {
-    sb_t b = {0};
+    return status < 200 || status == 204 || status == 304;
+}
+
+/* The start of a head: status line, the handler's headers (list) but the reserved ones, then
+ * X-Request-Id and, for an allowed Origin, the CORS headers; each line ends in CRLF. */
+static void head_begin(sb_t *b, const pending_t *p, uint32_t status, ds_bytes_t list)
+{
     char line[128];
     (void)snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", status, reason_phrase(status));
-    sb_str(&b, line);
+    sb_str(b, line);
     size_t pos = 0;
     ds_http_header_t h;
     while (ds_http_header_next(list, &pos, &h) == 1) {
         if (reserved_header(&h)) {
             continue;
         }
-        sb_add(&b, h.name, h.name_len);
-        sb_str(&b, ": ");
-        sb_add(&b, h.value, h.value_len);
-        sb_str(&b, "\r\n");
+        sb_add(b, h.name, h.name_len);
+        sb_str(b, ": ");
+        sb_add(b, h.value, h.value_len);
+        sb_str(b, "\r\n");
     }
-    sb_str(&b, "X-Request-Id: ");
-    sb_str(&b, p->request_id);
-    bool no_body = status < 200 || status == 204 || status == 304;
+    sb_str(b, "X-Request-Id: ");
+    sb_str(b, p->request_id);
+    sb_str(b, "\r\n");
+    if (p->origin[0] != 0) {
+        sb_str(b, "Access-Control-Allow-Origin: ");
+        sb_str(b, p->origin);
+        sb_str(b, "\r\nVary: Origin\r\nAccess-Control-Expose-Headers: X-Request-Id, ETag, "
+                  "Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, "
+                  "RateLimit-Reset\r\n");
+    }
+}
+
+/* The end of a head: Connection as the entry needs, and the empty line. */
+static void head_end(sb_t *b, const pending_t *p)
+{
+    if (p->close_after) {
+        sb_str(b, "Connection: close\r\n");
+    } else if (p->minor == 0) {
+        sb_str(b, "Connection: keep-alive\r\n");
+    }
+    sb_str(b, "\r\n");
+}
+
+/* Fills p's output: the head (list: the handler's headers, ours), then the body. */
+static void serialize(pending_t *p, uint32_t status, ds_bytes_t list, const uint8_t *body,
+                      size_t body_len)
+{
+    sb_t b = {0};
+    head_begin(&b, p, status, list);
+    bool no_body = no_body_status(status);
     if (!no_body) {
-        (void)snprintf(line, sizeof(line), "\r\nContent-Length: %zu", body_len);
+        char line[64];
+        (void)snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body_len);
         sb_str(&b, line);
     }
-    if (p->close_after) {
-        sb_str(&b, "\r\nConnection: close");
-    } else if (p->minor == 0) {
-        sb_str(&b, "\r\nConnection: keep-alive");
-    }
-    sb_str(&b, "\r\n\r\n");
+    head_end(&b, p);
     if (!no_body && !p->head && body_len > 0) {
         sb_add(&b, body, body_len);
     }
@@ -277,12 +364,36 @@ static void serialize(pending_t *p, uint32_t status, ds_bytes_t list, const uint
     p->answered = true;
 }
 
+/* Fills p's output with the head of a streamed response: chunked for HTTP/1.1; for HTTP/1.0
+ * no length, and the connection closes after the body (RFC 9112 section 6.3, rule 8). */
+static void serialize_stream(pending_t *p, uint32_t status, ds_bytes_t list, ds_actor_id_t owner)
+{
+    p->stream = true;
+    p->discard = p->head || no_body_status(status);
+    p->chunked = p->minor >= 1 && !no_body_status(status);
+    if (!p->chunked && !p->discard) {
+        p->close_after = true;
+    }
+    sb_t b = {0};
+    head_begin(&b, p, status, list);
+    if (p->chunked) {
+        sb_str(&b, "Transfer-Encoding: chunked\r\n");
+    }
+    head_end(&b, p);
+    p->out = b.p;
+    p->out_len = b.len;
+    p->status = status;
+    p->body_len = 0;
+    p->owner = owner;
+    p->answered = true;
+}
+
 /* Answers p with a problem document made by the gateway. */
 static void answer_problem(pending_t *p, uint32_t status, const char *detail, uint32_t retry_s)
 {
-    const problem_t *pr = &problems[5];
+    const problem_t *pr = NULL;
     for (size_t i = 0; i < sizeof(problems) / sizeof(problems[0]); i++) {
-        if (problems[i].status == status) {
+        if (problems[i].status == status || (pr == NULL && problems[i].status == 500)) {
             pr = &problems[i];
         }
     }
@@ -311,11 +422,109 @@ static void answer_problem(pending_t *p, uint32_t status, const char *detail, ui
 
 /* ---- writing, in request order ---- */
 
+static uint64_t conn_key(const conn_t *c)
+{
+    return ((uint64_t)c->gen << 32) | c->slot;
+}
+
+/* A streamed request body holds the reader: a whole piece waits for credit, or the body is
+ * parsed to its end and not all handed out. */
+static bool rs_blocks(const conn_t *c)
+{
+    return c->rs.active &&
+           (ds_http_reader_body_buffered(c->reader) >= PIECE_BYTES ||
+            (ds_http_reader_streaming(c->reader) && !ds_http_reader_busy(c->reader)));
+}
+
 static bool can_read_more(const conn_t *c)
 {
     const ds_http_config_t *cfg = &c->s->cfg;
     return !c->closing && !c->closed && c->npending < cfg->max_pipeline &&
-           c->out_bytes < cfg->max_output_bytes;
+           c->out_bytes < cfg->max_output_bytes && !rs_blocks(c);
+}
+
+/* ---- acknowledgements and notices to handlers ---- */
+
+static int send_ack(ds_http_server_t *s, ds_actor_id_t to, uint64_t conn, uint64_t seq,
+                    uint32_t pieces, int32_t error)
+{
+    if (ds_id_is_nil(to)) {
+        return 0;
+    }
+    ds_http_response_ack_t v = {.conn = conn, .seq = seq, .pieces = pieces, .error = error};
+    ds_msg_t *m = NULL;
+    int rc = ds_http_response_ack_new(&v, &m);
+    if (rc == 0) {
+        rc = ds_send_from(s->rt, to, &m);
+    }
+    ds_msg_free(&m);
+    return rc;
+}
+
+/* A send refused for now (a full mailbox or group cap): worth a retry. */
+static bool busy(int rc)
+{
+    return rc == DS_EFULL || rc == DS_ECAP;
+}
+
+/* Acknowledges one written piece of entry seq to `to`, with any owed to the same stream. */
+static void ack_piece(conn_t *c, ds_actor_id_t to, uint64_t seq)
+{
+    if (ds_id_is_nil(to)) {
+        return;
+    }
+    uint32_t n = 1;
+    if (c->owed.n > 0 && c->owed.seq == seq && ds_id_eq(c->owed.to, to)) {
+        n += c->owed.n;
+    }
+    int rc = send_ack(c->s, to, conn_key(c), seq, n, 0);
+    if (busy(rc)) {
+        /* a stream before this one ended: what it was owed no longer matters */
+        c->owed = (owed_t){.to = to, .seq = seq, .n = n};
+    } else {
+        c->owed.n = 0;
+    }
+}
+
+static void ack_retry(conn_t *c)
+{
+    if (c->owed.n > 0 &&
+        !busy(send_ack(c->s, c->owed.to, conn_key(c), c->owed.seq, c->owed.n, 0))) {
+        c->owed.n = 0;
+    }
+}
+
+/* Tells `to` that the streamed body of request seq ends without the rest (error < 0). */
+static void body_notice(conn_t *c, ds_actor_id_t to, uint64_t seq, int32_t error)
+{
+    ds_http_request_body_t v = {.conn = conn_key(c), .seq = seq, .last = true, .error = error};
+    ds_msg_t *m = NULL;
+    if (ds_http_request_body_new(&v, &m) == 0 && ds_send_from(c->s->rt, to, &m) < 0) {
+        ds_log_warn("could not tell the end of an http request body", DS_LOG_U64("seq", seq),
+                    DS_LOG_END);
+    }
+    ds_msg_free(&m);
+}
+
+/* The streamed request body will not be handed out further. */
+static void rs_end(conn_t *c, int32_t error)
+{
+    if (!c->rs.active) {
+        return;
+    }
+    c->rs.active = false;
+    body_notice(c, c->rs.to, c->rs.seq, error);
+}
+
+/* p is about to be answered: if its body is still streaming in, the rest is never read, so the
+ * connection closes after the response. */
+static void answering(conn_t *c, pending_t *p)
+{
+    if (c->rs.active && c->rs.seq == p->seq) {
+        rs_end(c, -ECANCELED);
+        p->close_after = true;
+        c->closing = true;
+    }
 }
 
 /* Parses what back-pressure left unparsed, then reads again if nothing holds it back. */
@@ -359,11 +568,26 @@ static void finish(conn_t *c)
     }
 }
 
+/* A piece of entry seq is written (or was never to be): one place more in its window. */
+static void piece_done(conn_t *c, uint64_t seq, ds_actor_id_t ack_to)
+{
+    for (pending_t *p = c->head; p != NULL; p = p->next) {
+        if (p->seq == seq && p->inflight > 0) {
+            p->inflight--;
+            break;
+        }
+    }
+    ack_piece(c, ack_to, seq);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     wreq_t *w = (wreq_t *)req;
     conn_t *c = w->c;
     c->out_bytes -= w->len;
+    bool piece = w->piece;
+    uint64_t seq = w->seq;
+    ds_actor_id_t ack_to = w->ack_to;
     free(w->data);
     free(w);
     if (c->closed) {
@@ -374,7 +598,32 @@ static void on_written(uv_write_t *req, int status)
         return;
     }
     c->last_active_ms = uv_now(c->tcp.loop);
+    if (piece) {
+        piece_done(c, seq, ack_to);
+    }
     resume(c);
+}
+
+/* Writes data[0..len) (taking it) on c; a piece of entry seq is acknowledged once written.
+ * 0, or -1 when the connection had to close. */
+static int write_buf(conn_t *c, char *data, size_t len, const piece_t *pc, uint64_t seq)
+{
+    wreq_t *w = ds_xcalloc(1, sizeof(*w));
+    w->c = c;
+    w->len = len;
+    w->data = data;
+    w->piece = pc != NULL;
+    w->seq = seq;
+    w->ack_to = pc == NULL ? DS_ID_NIL : pc->ack_to;
+    uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
+        free(w->data);
+        free(w);
+        conn_close(c);
+        return -1;
+    }
+    c->out_bytes += len;
+    return 0;
 }
 
 static void access_log(const conn_t *c, const pending_t *p)
@@ -388,36 +637,66 @@ static void access_log(const conn_t *c, const pending_t *p)
 
 static void pending_free(pending_t *p)
 {
+    while (p->pieces != NULL) {
+        piece_t *pc = p->pieces;
+        p->pieces = pc->next;
+        free(pc->data);
+        free(pc);
+    }
     free(p->out);
     free(p);
 }
 
-/* Writes the answered entries at the head of the queue, in order. */
+/* Writes what a streamed entry at the head has: its head, then its queued pieces. True when
+ * the stream has ended and everything of it is written (or acknowledged, for empty pieces). */
+static bool flush_stream(conn_t *c, pending_t *p)
+{
+    if (!p->head_sent) {
+        p->head_sent = true;
+        char *out = p->out;
+        p->out = NULL;
+        if (write_buf(c, out, p->out_len, NULL, p->seq) < 0) {
+            return false;
+        }
+    }
+    while (p->pieces != NULL && !c->closed) {
+        piece_t *pc = p->pieces;
+        p->pieces = pc->next;
+        p->pieces_tail = p->pieces == NULL ? NULL : p->pieces_tail;
+        if (pc->data == NULL) {
+            piece_done(c, p->seq, pc->ack_to);
+        } else {
+            (void)write_buf(c, pc->data, pc->len, pc, p->seq);
+        }
+        free(pc);
+    }
+    return p->ended && !c->closed;
+}
+
+/* Writes the answered entries at the head of the queue, in order; a stream holds the head
+ * until it ends. */
 static void flush(conn_t *c)
 {
     while (!c->closed && !c->shutting && c->head != NULL && c->head->answered) {
         pending_t *p = c->head;
+        if (p->stream && !flush_stream(c, p)) {
+            break;
+        }
         c->head = p->next;
         if (c->head == NULL) {
             c->tail = NULL;
         }
         c->npending--;
         access_log(c, p);
-        wreq_t *w = ds_xcalloc(1, sizeof(*w));
-        w->c = c;
-        w->len = p->out_len;
-        w->data = p->out;
+        char *out = p->out;
+        size_t out_len = p->out_len;
         p->out = NULL;
         bool close_after = p->close_after;
+        bool stream = p->stream;
         pending_free(p);
-        uv_buf_t buf = uv_buf_init(w->data, (unsigned)w->len);
-        if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
-            free(w->data);
-            free(w);
-            conn_close(c);
+        if (!stream && write_buf(c, out, out_len, NULL, 0) < 0) {
             return;
         }
-        c->out_bytes += w->len;
         if (close_after) {
             finish(c);
         }
@@ -532,6 +811,25 @@ static void client_addr(const conn_t *c, const ds_http_parsed_t *req, char out[P
     }
 }
 
+/* The request's Origin when it is one of cors_origins (exact match: no wildcards), else "". */
+static void cors_origin(const ds_http_server_t *s, const ds_http_parsed_t *req,
+                        char out[ORIGIN_MAX])
+{
+    out[0] = 0;
+    const ds_http_header_t *h = find_header(req, "origin");
+    if (h == NULL || h->value_len >= ORIGIN_MAX) {
+        return;
+    }
+    for (size_t i = 0; i < s->cfg.ncors_origins; i++) {
+        if (strlen(s->origins[i]) == h->value_len &&
+            memcmp(s->origins[i], h->value, h->value_len) == 0) {
+            memcpy(out, h->value, h->value_len);
+            out[h->value_len] = 0;
+            return;
+        }
+    }
+}
+
 static pending_t *pending_add(conn_t *c, const ds_http_parsed_t *req)
 {
     pending_t *p = ds_xcalloc(1, sizeof(*p));
@@ -549,6 +847,7 @@ static pending_t *pending_add(conn_t *c, const ds_http_parsed_t *req)
         p->minor = req->http_minor;
         p->close_after = !req->keep_alive;
         client_addr(c, req, p->client);
+        cors_origin(c->s, req, p->origin);
     } else {
         (void)snprintf(p->client, sizeof(p->client), "%s", c->peer);
         p->minor = 1;
@@ -563,7 +862,8 @@ static pending_t *pending_add(conn_t *c, const ds_http_parsed_t *req)
     return p;
 }
 
-/* Builds the REQUEST message of req; 0 or the status to answer instead. */
+/* Builds the REQUEST message of req, or REQUEST_START for a streamed one; 0 or the status to
+ * answer instead. */
 static uint32_t request_msg(conn_t *c, const pending_t *p, const ds_http_parsed_t *req,
                             ds_msg_t **out)
 {
@@ -576,7 +876,7 @@ static uint32_t request_msg(conn_t *c, const pending_t *p, const ds_http_parsed_
     size_t path_len = q == NULL ? req->url_len : (size_t)(q - req->url);
     ds_http_request_t v = {
         .reply_to = c->s->id,
-        .conn = ((uint64_t)c->gen << 32) | c->slot,
+        .conn = conn_key(c),
         .seq = p->seq,
         .request_id = {.ptr = p->request_id, .len = (uint32_t)strlen(p->request_id)},
         .method = {.ptr = req->method, .len = (uint32_t)strlen(req->method)},
@@ -588,7 +888,25 @@ static uint32_t request_msg(conn_t *c, const pending_t *p, const ds_http_parsed_
         .peer = {.ptr = p->client, .len = (uint32_t)strlen(p->client)},
         .version = (uint32_t)req->http_major * 10 + req->http_minor,
     };
-    int rc = ds_http_request_new(&v, out);
+    int rc;
+    if (req->streamed) {
+        ds_http_request_start_t st = {
+            .reply_to = v.reply_to,
+            .conn = v.conn,
+            .seq = v.seq,
+            .request_id = v.request_id,
+            .method = v.method,
+            .path = v.path,
+            .query = v.query,
+            .headers = v.headers,
+            .peer = v.peer,
+            .version = v.version,
+            .content_length = req->content_length,
+        };
+        rc = ds_http_request_start_new(&st, out);
+    } else {
+        rc = ds_http_request_new(&v, out);
+    }
     free(list);
     if (rc == -EMSGSIZE) {
         return 431;
@@ -596,15 +914,56 @@ static uint32_t request_msg(conn_t *c, const pending_t *p, const ds_http_parsed_
     return rc < 0 ? 400 : 0;
 }
 
+/* Answers a CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) in place of
+ * the handler: 204 with the policy for an allowed origin, else 403 cors-origin-denied. True
+ * when req was one. */
+static bool preflight(conn_t *c, pending_t *p, const ds_http_parsed_t *req)
+{
+    if (strcmp(req->method, "OPTIONS") != 0 || find_header(req, "origin") == NULL ||
+        find_header(req, "access-control-request-method") == NULL) {
+        return false;
+    }
+    if (req->streamed) {
+        p->close_after = true; /* its body is never read */
+        c->closing = true;
+    }
+    if (p->origin[0] == 0) {
+        answer_problem(p, 403, "the origin is not allowed to make cross-origin requests", 0);
+        return true;
+    }
+    static const ds_http_header_t hs[] = {
+        {"Access-Control-Allow-Methods", 28, "GET, POST, PUT, PATCH, DELETE", 29},
+        {"Access-Control-Allow-Headers", 28,
+         "Authorization, Content-Type, Idempotency-Key, If-Match, X-Request-Id", 68},
+        {"Access-Control-Max-Age", 22, "600", 3},
+    };
+    uint8_t *list = NULL;
+    size_t list_len = 0;
+    if (ds__http_headers_encode(hs, 3, false, &list, &list_len) < 0) {
+        list_len = 0;
+    }
+    serialize(p, 204, (ds_bytes_t){.ptr = list, .len = (uint32_t)list_len}, NULL, 0);
+    free(list);
+    return true;
+}
+
+/* A request (whole, or the head of a streamed one) goes to the handler. */
 static void on_request(conn_t *c, const ds_http_parsed_t *req)
 {
     pending_t *p = pending_add(c, req);
     if (p->close_after) {
         c->closing = true; /* Connection: close, HTTP/1.0, upgrade: nothing more is read */
     }
+    if (preflight(c, p, req)) {
+        return;
+    }
+    if (req->streamed) {
+        c->rs = (rstream_t){.active = true, .seq = p->seq, .to = c->s->cfg.handler};
+    }
     ds_msg_t *m = NULL;
     uint32_t st = request_msg(c, p, req, &m);
     if (st != 0) {
+        answering(c, p);
         answer_problem(p, st, "the request could not be encoded", 0);
         return;
     }
@@ -613,17 +972,67 @@ static void on_request(conn_t *c, const ds_http_parsed_t *req)
         ds_msg_free(&m);
         ds_log_warn("could not deliver http request", DS_LOG_STR("request_id", p->request_id),
                     DS_LOG_STR("error", ds_errname(rc)), DS_LOG_END);
+        c->rs.active = false; /* the handler never heard of it: nobody to tell */
+        p->close_after = p->close_after || req->streamed;
+        c->closing = c->closing || req->streamed;
         answer_problem(p, 503, "the service is busy; retry later", c->s->cfg.retry_after_s);
+    }
+}
+
+/* Hands out pieces of the streamed request body while its taker has credit. A full mailbox
+ * leaves the piece in the reader for the tick to retry. */
+static void rs_pump(conn_t *c)
+{
+    while (c->rs.active && c->rs.credit > 0 && !c->closed) {
+        const uint8_t *d;
+        size_t n;
+        bool last;
+        if (!ds_http_reader_body_peek(c->reader, PIECE_BYTES, &d, &n, &last)) {
+            return;
+        }
+        ds_http_request_body_t v = {.conn = conn_key(c),
+                                    .seq = c->rs.seq,
+                                    .data = {.ptr = d, .len = (uint32_t)n},
+                                    .last = last};
+        ds_msg_t *m = NULL;
+        int rc = ds_http_request_body_new(&v, &m);
+        if (rc == 0) {
+            rc = ds_send_from(c->s->rt, c->rs.to, &m);
+        }
+        ds_msg_free(&m);
+        if (busy(rc)) {
+            return;
+        }
+        if (rc < 0) {
+            ds_log_warn("could not deliver an http request body", DS_LOG_U64("seq", c->rs.seq),
+                        DS_LOG_STR("error", ds_errname(rc)), DS_LOG_END);
+            c->rs.active = false;
+            conn_close(c); /* the taker is gone: nobody will answer for this body */
+            return;
+        }
+        ds_http_reader_body_consume(c->reader, n, last);
+        c->rs.credit--;
+        c->rs.active = !last;
+        if (c->tail != NULL && c->tail->seq == v.seq) {
+            c->tail->start_ms = uv_now(c->tcp.loop); /* the handler is at work */
+        }
     }
 }
 
 static void on_bad_request(conn_t *c)
 {
-    pending_t *p = pending_add(c, NULL);
+    uint32_t status = (uint32_t)ds_http_reader_status(c->reader);
+    pending_t *p = NULL;
+    if (c->rs.active && c->tail != NULL && c->tail->seq == c->rs.seq && !c->tail->answered) {
+        p = c->tail; /* a limit tripped in a streamed body: that request gets the problem */
+        rs_end(c, status == 413 ? -EMSGSIZE : -EPROTO);
+    } else {
+        rs_end(c, -EPROTO);
+        p = pending_add(c, NULL);
+    }
     p->close_after = true;
     c->closing = true;
-    answer_problem(p, (uint32_t)ds_http_reader_status(c->reader), ds_http_reader_reason(c->reader),
-                   0);
+    answer_problem(p, status, ds_http_reader_reason(c->reader), 0);
 }
 
 /* Parses data[0..len): one request at a time while the connection may take more; what is left
@@ -634,6 +1043,9 @@ static void process(conn_t *c, const char *data, size_t len)
         size_t used = 0;
         ds_http_parsed_t req;
         int rc = ds_http_reader_feed(c->reader, data, len, &used, &req);
+        if (rc == -EBUSY) {
+            break; /* not reached: rs_blocks() keeps the reader from being fed */
+        }
         if (rc < 0) {
             on_bad_request(c);
             len = 0;
@@ -644,9 +1056,10 @@ static void process(conn_t *c, const char *data, size_t len)
         } else if (c->head_start_ms == 0) {
             c->head_start_ms = uv_now(c->tcp.loop);
         }
-        if (rc == 1) {
+        if (rc == DS_HTTP_READ_REQUEST || rc == DS_HTTP_READ_STREAM) {
             on_request(c, &req);
         }
+        rs_pump(c);
         data += used;
         len -= used;
     }
@@ -701,6 +1114,10 @@ static void server_unref(ds_http_server_t *s)
         free(s->proxies[i]);
     }
     free(s->proxies);
+    for (size_t i = 0; s->origins != NULL && i < s->cfg.ncors_origins; i++) {
+        free(s->origins[i]);
+    }
+    free(s->origins);
     free(s->host);
     free(s->conns);
     free(s->gens);
@@ -711,9 +1128,13 @@ static void on_conn_closed(uv_handle_t *h)
 {
     conn_t *c = h->data;
     ds_http_server_t *s = c->s;
+    rs_end(c, -ECONNRESET);
     while (c->head != NULL) {
         pending_t *p = c->head;
         c->head = p->next;
+        if (p->stream && !p->ended) {
+            (void)send_ack(s, p->owner, conn_key(c), p->seq, 0, -ECONNRESET);
+        }
         pending_free(p);
     }
     ds_http_reader_free(&c->reader);
@@ -810,12 +1231,35 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- timeouts ---- */
 
+/* A stream whose handler sent nothing for handler_timeout_ms while it had room, or whose
+ * client read nothing for idle_timeout_ms while pieces waited: it cannot end well. */
+static bool stream_stalled(const conn_t *c, const pending_t *p, uint64_t now)
+{
+    const ds_http_config_t *cfg = &c->s->cfg;
+    if (!p->stream || p->ended) {
+        return false;
+    }
+    if (p->inflight == 0) {
+        return now - p->last_ms >= cfg->handler_timeout_ms;
+    }
+    return p == c->head && c->out_bytes > 0 && now - c->last_active_ms >= cfg->idle_timeout_ms;
+}
+
 static void check_conn(conn_t *c, uint64_t now)
 {
     const ds_http_config_t *cfg = &c->s->cfg;
+    ack_retry(c);
+    rs_pump(c);
     for (pending_t *p = c->head; p != NULL; p = p->next) {
         if (!p->answered && now - p->start_ms >= cfg->handler_timeout_ms) {
+            answering(c, p);
             answer_problem(p, 504, "the handler did not answer in time", 0);
+        }
+        if (stream_stalled(c, p, now)) {
+            ds_log_warn("http response stream stalled", DS_LOG_STR("request_id", p->request_id),
+                        DS_LOG_U64("inflight", p->inflight), DS_LOG_END);
+            conn_close(c);
+            return;
         }
     }
     if (!c->closing && c->head_start_ms != 0 && now - c->head_start_ms >= cfg->header_timeout_ms) {
@@ -827,6 +1271,7 @@ static void check_conn(conn_t *c, uint64_t now)
         ds_log_info("http header timeout", DS_LOG_STR("peer", c->peer), DS_LOG_END);
     }
     flush(c);
+    resume(c);
     if (!c->closed && c->head == NULL && c->out_bytes == 0 && !c->shutting &&
         now - c->last_active_ms >= cfg->idle_timeout_ms) {
         conn_close(c);
@@ -846,6 +1291,33 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- the port: responses from handlers ---- */
 
+static conn_t *conn_of(const ds_http_server_t *s, uint64_t key)
+{
+    uint32_t slot = (uint32_t)key;
+    uint32_t gen = (uint32_t)(key >> 32);
+    conn_t *c = slot < s->cfg.max_connections ? s->conns[slot] : NULL;
+    return c == NULL || c->gen != gen || c->closed ? NULL : c;
+}
+
+static pending_t *pending_find(const conn_t *c, uint64_t seq)
+{
+    pending_t *p = c == NULL ? NULL : c->head;
+    while (p != NULL && p->seq != seq) {
+        p = p->next;
+    }
+    return p;
+}
+
+static bool head_ok(ds_bytes_t list, uint32_t status)
+{
+    size_t pos = 0;
+    ds_http_header_t h;
+    int rc;
+    while ((rc = ds_http_header_next(list, &pos, &h)) == 1) {
+    }
+    return rc == 0 && status >= 100 && status <= 599;
+}
+
 static void on_response(ds_http_server_t *s, const ds_msg_t *m)
 {
     ds_http_response_t r;
@@ -853,30 +1325,129 @@ static void on_response(ds_http_server_t *s, const ds_msg_t *m)
         ds_log_warn("malformed http response message", DS_LOG_U64("type", m->type), DS_LOG_END);
         return;
     }
-    uint32_t slot = (uint32_t)r.conn;
-    uint32_t gen = (uint32_t)(r.conn >> 32);
-    conn_t *c = slot < s->cfg.max_connections ? s->conns[slot] : NULL;
-    if (c == NULL || c->gen != gen) {
-        return; /* the connection is gone */
-    }
-    pending_t *p = c->head;
-    while (p != NULL && p->seq != r.seq) {
-        p = p->next;
-    }
+    conn_t *c = conn_of(s, r.conn);
+    pending_t *p = pending_find(c, r.seq);
     if (p == NULL || p->answered) {
-        return; /* answered already (504) */
+        return; /* the connection is gone, or the request was answered already (504) */
     }
-    size_t pos = 0;
-    ds_http_header_t h;
-    int rc;
-    while ((rc = ds_http_header_next(r.headers, &pos, &h)) == 1) {
-    }
-    if (rc < 0 || r.status < 100 || r.status > 599) {
+    answering(c, p);
+    if (!head_ok(r.headers, r.status)) {
         answer_problem(p, 500, "the handler gave a malformed response", 0);
     } else {
         serialize(p, r.status, r.headers, r.body.ptr, r.body.len);
     }
     flush(c);
+}
+
+static void on_response_start(ds_http_server_t *s, const ds_msg_t *m)
+{
+    ds_http_response_start_t r;
+    if (ds_http_response_start_decode(m, &r) < 0) {
+        ds_log_warn("malformed http response message", DS_LOG_U64("type", m->type), DS_LOG_END);
+        return;
+    }
+    conn_t *c = conn_of(s, r.conn);
+    pending_t *p = pending_find(c, r.seq);
+    if (p == NULL || p->answered) {
+        (void)send_ack(s, m->from, r.conn, r.seq, 0, c == NULL ? -ENOTCONN : -ECANCELED);
+        return;
+    }
+    answering(c, p);
+    if (!head_ok(r.headers, r.status)) {
+        answer_problem(p, 500, "the handler gave a malformed response", 0);
+        (void)send_ack(s, m->from, r.conn, r.seq, 0, -EINVAL);
+    } else {
+        serialize_stream(p, r.status, r.headers, m->from);
+        p->last_ms = uv_now(c->tcp.loop);
+    }
+    flush(c);
+}
+
+/* Queues a piece on stream p, framed for the wire (nothing for a stream without a body). */
+static void piece_add(pending_t *p, ds_bytes_t data, bool last, ds_actor_id_t from)
+{
+    piece_t *pc = ds_xcalloc(1, sizeof(*pc));
+    pc->ack_to = from;
+    if (!p->discard && p->chunked) {
+        sb_t b = {0};
+        if (data.len > 0) {
+            char line[32];
+            (void)snprintf(line, sizeof(line), "%x\r\n", (unsigned)data.len);
+            sb_str(&b, line);
+            sb_add(&b, data.ptr, data.len);
+            sb_str(&b, "\r\n");
+        }
+        if (last) {
+            sb_str(&b, "0\r\n\r\n");
+        }
+        pc->data = b.p;
+        pc->len = b.len;
+    } else if (!p->discard && data.len > 0) {
+        pc->data = ds_xmalloc(data.len);
+        memcpy(pc->data, data.ptr, data.len);
+        pc->len = data.len;
+    }
+    p->body_len += p->discard ? 0 : data.len;
+    if (p->pieces_tail == NULL) {
+        p->pieces = pc;
+    } else {
+        p->pieces_tail->next = pc;
+    }
+    p->pieces_tail = pc;
+    p->inflight++;
+    p->ended = last;
+}
+
+static void on_response_body(ds_http_server_t *s, const ds_msg_t *m)
+{
+    ds_http_response_body_t r;
+    if (ds_http_response_body_decode(m, &r) < 0) {
+        ds_log_warn("malformed http response message", DS_LOG_U64("type", m->type), DS_LOG_END);
+        return;
+    }
+    conn_t *c = conn_of(s, r.conn);
+    pending_t *p = pending_find(c, r.seq);
+    if (p == NULL || !p->stream || p->ended) {
+        (void)send_ack(s, m->from, r.conn, r.seq, 0, c == NULL ? -ENOTCONN : -ECANCELED);
+        return;
+    }
+    if (p->inflight >= s->cfg.stream_window) {
+        ds_log_warn("http response stream overran its window",
+                    DS_LOG_STR("request_id", p->request_id),
+                    DS_LOG_U64("window", s->cfg.stream_window), DS_LOG_END);
+        (void)send_ack(s, m->from, r.conn, r.seq, 0, -ENOBUFS);
+        p->ended = true; /* told already: no second notice when the connection closes */
+        conn_close(c);
+        return;
+    }
+    piece_add(p, r.data, r.last, m->from);
+    p->owner = ds_id_is_nil(m->from) ? p->owner : m->from;
+    p->last_ms = uv_now(c->tcp.loop);
+    flush(c);
+}
+
+static void on_credit(ds_http_server_t *s, const ds_msg_t *m)
+{
+    ds_http_request_credit_t r;
+    if (ds_http_request_credit_decode(m, &r) < 0) {
+        ds_log_warn("malformed http credit message", DS_LOG_U64("type", m->type), DS_LOG_END);
+        return;
+    }
+    conn_t *c = conn_of(s, r.conn);
+    if (c == NULL || !c->rs.active || c->rs.seq != r.seq) {
+        return; /* the body went out, or will not: its taker has been told */
+    }
+    if (!ds_id_is_nil(m->from)) {
+        c->rs.to = m->from;
+    }
+    uint64_t credit = (uint64_t)c->rs.credit + r.pieces;
+    c->rs.credit = credit > CREDIT_MAX ? CREDIT_MAX : (uint32_t)credit;
+    pending_t *p = pending_find(c, r.seq);
+    if (p != NULL) {
+        p->start_ms = uv_now(c->tcp.loop);
+    }
+    rs_pump(c);
+    resume(c);
 }
 
 static int port_init(ds_ctx_t *ctx, void *arg)
@@ -888,8 +1459,21 @@ static int port_init(ds_ctx_t *ctx, void *arg)
 static int port_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
 {
     ds_http_server_t *s = ds_ctx_state(ctx);
-    if ((*msgp)->type == DS_MT_HTTP_RESPONSE) {
+    switch ((*msgp)->type) {
+    case DS_MT_HTTP_RESPONSE:
         on_response(s, *msgp);
+        break;
+    case DS_MT_HTTP_RESPONSE_START:
+        on_response_start(s, *msgp);
+        break;
+    case DS_MT_HTTP_RESPONSE_BODY:
+        on_response_body(s, *msgp);
+        break;
+    case DS_MT_HTTP_REQUEST_CREDIT:
+        on_credit(s, *msgp);
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -930,7 +1514,9 @@ static uint32_t def(uint32_t v, uint32_t d)
 static int config_copy(ds_http_server_t *s, const ds_http_config_t *in)
 {
     if (ds_id_is_nil(in->handler) || in->ntrusted_proxies > DS_HTTP_TRUSTED_PROXIES_MAX ||
-        (in->ntrusted_proxies > 0 && in->trusted_proxies == NULL)) {
+        (in->ntrusted_proxies > 0 && in->trusted_proxies == NULL) ||
+        in->ncors_origins > DS_HTTP_CORS_ORIGINS_MAX ||
+        (in->ncors_origins > 0 && in->cors_origins == NULL)) {
         return -EINVAL;
     }
     ds_http_config_t *c = &s->cfg;
@@ -944,6 +1530,7 @@ static int config_copy(ds_http_server_t *s, const ds_http_config_t *in)
     c->max_pipeline = def(in->max_pipeline, 16);
     c->max_output_bytes = def(in->max_output_bytes, 1048576);
     c->retry_after_s = def(in->retry_after_s, 1);
+    c->stream_window = def(in->stream_window, 4);
     s->host = ds_xstrdup(in->host == NULL ? "127.0.0.1" : in->host);
     c->host = s->host;
     s->proxies = ds_xcalloc(in->ntrusted_proxies + 1, sizeof(char *));
@@ -954,6 +1541,15 @@ static int config_copy(ds_http_server_t *s, const ds_http_config_t *in)
         s->proxies[i] = ds_xstrdup(in->trusted_proxies[i]);
     }
     c->trusted_proxies = NULL;
+    s->origins = ds_xcalloc(in->ncors_origins + 1, sizeof(char *));
+    for (size_t i = 0; i < in->ncors_origins; i++) {
+        const char *o = in->cors_origins[i];
+        if (o == NULL || o[0] == 0 || strlen(o) >= ORIGIN_MAX || strcmp(o, "*") == 0) {
+            return -EINVAL;
+        }
+        s->origins[i] = ds_xstrdup(o);
+    }
+    c->cors_origins = NULL;
     s->conns = ds_xcalloc(c->max_connections, sizeof(conn_t *));
     s->gens = ds_xcalloc(c->max_connections, sizeof(uint32_t));
     return 0;

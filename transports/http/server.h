@@ -1,8 +1,8 @@
 /* server: the HTTP/1.1 gateway core on a libuv loop (runtime/loop.h). It accepts connections,
  * reads requests with transports/http/reader.h, sends each complete request as a
  * DS_MT_HTTP_REQUEST message to the handler actor named in its config, and writes the
- * handler's DS_MT_HTTP_RESPONSE back. It runs no product logic: routes, identity and the rest
- * live in the handler.
+ * handler's DS_MT_HTTP_RESPONSE back (or a streamed response, below). It runs no product
+ * logic: routes, identity and the rest live in the handler.
  *
  * Protocol. Keep-alive (HTTP/1.1 by default, HTTP/1.0 with "Connection: keep-alive"),
  * pipelining (responses leave strictly in request order, whatever order handlers answer in),
@@ -13,13 +13,49 @@
  * Errors the gateway answers itself, as RFC 9457 application/problem+json documents with type
  * https://dossier.dev/problems/<slug>: 400 bad-request (malformed request; connection closed),
  * 408 request-timeout (head not read in time; closed), 413 content-too-large, 414
- * uri-too-long, 431 request-header-too-large (all three closed), 503 service-unavailable with
+ * uri-too-long, 431 request-header-too-large (all three closed), 403 cors-origin-denied (a
+ * preflight from an origin not allowed), 503 service-unavailable with
  * Retry-After (the handler's mailbox or its group's byte cap is full, or the handler is gone),
  * 504 handler-timeout (no response within handler_timeout_ms; the late response is dropped).
  *
  * Back-pressure. A connection stops reading (uv_read_stop) while it holds max_pipeline
  * unanswered requests or more than max_output_bytes of unsent output, and resumes once both
  * are under their limits. Bytes already read stay parsed-but-unprocessed until then.
+ *
+ * Streamed responses. A handler may answer with ds_http_respond_start() (RESPONSE_START: status
+ * and headers) and then ds_http_respond_body() pieces (RESPONSE_BODY), the last one with last
+ * set. The gateway sends them with Transfer-Encoding: chunked to HTTP/1.1 clients, and
+ * close-delimited (Connection: close) to HTTP/1.0 ones; no body for HEAD, 1xx, 204 and 304 (the
+ * pieces are still acknowledged). Each piece is acknowledged with a RESPONSE_ACK to its sender
+ * once it is written to the socket; a handler keeps at most stream_window pieces
+ * unacknowledged (a piece beyond that closes the connection, with an ACK error -ENOBUFS), so a
+ * slow client holds at most stream_window pieces in the gateway. A RESPONSE_ACK with error < 0
+ * means: send no more (-ECONNRESET / -ENOTCONN: the connection is gone; -ECANCELED: the request
+ * was answered already, e.g. by a 504). Pipelined responses behind a stream wait for its end. A
+ * stream whose handler sends nothing for handler_timeout_ms while it may, or whose client reads
+ * nothing for idle_timeout_ms, is cut (the connection closes: its head is out already).
+ *
+ * Streamed requests. A request whose body is longer than limits.stream_threshold (by its
+ * Content-Length, or while its chunks come in) reaches the handler as a REQUEST_START (the
+ * REQUEST fields without the body, plus content_length; read both kinds with
+ * ds_http_request_read()). The body follows in REQUEST_BODY pieces (at most 64 KiB each) only
+ * as credit is granted with ds_http_request_credit() (one piece per unit of credit; pieces go
+ * to the actor that granted credit last, so a handler may pass the request on); the gateway
+ * stops reading the socket while a whole piece waits for credit. limits.max_body still caps the
+ * whole body (413). REQUEST_BODY with last and error < 0 tells that the rest will not come
+ * (-ECONNRESET: client gone; -EMSGSIZE: 413; -EPROTO: malformed; -ECANCELED: the request was
+ * answered before its body was read, and the connection closes after that response). Bodies up
+ * to the threshold come whole in REQUEST, as before; with the defaults (max_body ==
+ * stream_threshold == 1 MiB) nothing streams.
+ *
+ * CORS. For a request whose Origin is one of cors_origins (exact match, no wildcards) every
+ * response carries Access-Control-Allow-Origin (that origin), Vary: Origin and
+ * Access-Control-Expose-Headers (X-Request-Id, ETag, Location, Retry-After, RateLimit-Limit,
+ * RateLimit-Remaining, RateLimit-Reset). A preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered by the gateway, never the handler: 204 with
+ * Access-Control-Allow-Methods (GET, POST, PUT, PATCH, DELETE), -Allow-Headers (Authorization,
+ * Content-Type, Idempotency-Key, If-Match, X-Request-Id) and -Max-Age 600 for an allowed
+ * origin, 403 cors-origin-denied otherwise. Other origins get no CORS header.
  *
  * Limits and timeouts (config below): header-read timeout from a request's first byte to the
  * end of its head (a slowloris client is cut off without holding anything else up), idle
@@ -31,8 +67,8 @@
  *
  * Threads. ds_http_server_new() runs on the thread that created the loop, before
  * ds_loop_start() (it binds and listens, so errors come back synchronously). After that the
- * server's code runs on the loop thread only. ds_http_respond() and the header helpers are
- * safe from any actor / thread.
+ * server's code runs on the loop thread only. ds_http_respond(), the streaming helpers and the
+ * header helpers are safe from any actor / thread.
  *
  * Lifetime. The server is a port of its loop: ds_loop_free() stops it, closes its listener and
  * connections and frees it (the ds_http_server_t pointer is dangling afterwards). */
@@ -52,6 +88,9 @@
 enum {
     DS_HTTP_TRUSTED_PROXIES_MAX = 16, /* entries of ds_http_config_t.trusted_proxies */
     DS_HTTP_REQUEST_ID_MAX = 64,      /* bytes of an X-Request-Id */
+    DS_HTTP_CORS_ORIGINS_MAX = 64,    /* entries of ds_http_config_t.cors_origins */
+    DS_HTTP_ORIGIN_MAX = 255,         /* bytes of one of them */
+    DS_HTTP_PIECE_MAX = 1048576,      /* bytes of a RESPONSE_BODY piece (the message's max) */
 };
 
 /* Configuration. Zeroed fields take the defaults in brackets. Strings are copied. */
@@ -68,17 +107,21 @@ typedef struct ds_http_config {
     uint32_t max_pipeline;       /* unanswered requests per connection before reading stops [16] */
     uint32_t max_output_bytes;   /* unsent bytes per connection before reading stops [1 MiB] */
     uint32_t retry_after_s;      /* Retry-After of a 503 [1] */
+    uint32_t stream_window;      /* unacknowledged pieces of a streamed response [4] */
     const char *const *trusted_proxies; /* IP literals whose X-Forwarded-For is believed */
     size_t ntrusted_proxies;            /* at most DS_HTTP_TRUSTED_PROXIES_MAX */
+    const char *const *cors_origins;    /* exact origins ("https://app.example.com") allowed */
+    size_t ncors_origins;               /* at most DS_HTTP_CORS_ORIGINS_MAX; none by default */
 } ds_http_config_t;
 
 typedef struct ds_http_server ds_http_server_t;
 
 /* Binds host:port, listens and spawns the server's port on l. Call before ds_loop_start(l),
  * on the thread that created l. 0 and *out; -EINVAL for a bad config (nil handler, bad host,
- * too many proxies); libuv's error (-EADDRINUSE...) if the socket could not be set up. The
- * server is freed by ds_loop_free(l). The caller must have registered the http catalog
- * (ds_http_msgs_register()) if it sends the messages across nodes or validates them. */
+ * too many proxies or origins, an empty or "*" origin or one longer than DS_HTTP_ORIGIN_MAX);
+ * libuv's error (-EADDRINUSE...) if the socket could not be set up. The server is freed by
+ * ds_loop_free(l). The caller must have registered the http catalog (ds_http_msgs_register()) if it
+ * sends the messages across nodes or validates them. */
 int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out);
 /* The port bound (useful with port 0). Valid until ds_loop_free(). */
 uint16_t ds_http_server_port(const ds_http_server_t *s);
@@ -98,6 +141,29 @@ int ds_http_respond(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status
 int ds_http_answer_new(const ds_http_request_t *req, uint32_t status,
                        const ds_http_header_t *headers, size_t nheaders, const void *body,
                        size_t body_len, ds_msg_t **out);
+
+/* Decodes a DS_MT_HTTP_REQUEST or a DS_MT_HTTP_REQUEST_START into *out (the latter with an
+ * empty body). 0, *streamed (the body follows in REQUEST_BODY pieces) and, if content_length is
+ * not NULL, *content_length (the declared length; -1 when chunked or, for REQUEST, the body's
+ * length); DS_EDECODE for another type or a malformed message. Fields point into m. */
+int ds_http_request_read(const ds_msg_t *m, ds_http_request_t *out, bool *streamed,
+                         int64_t *content_length);
+
+/* Starts a streamed response to req: sends RESPONSE_START with status (100..599) and headers
+ * (as ds_http_respond()) to req->reply_to. The body follows with ds_http_respond_body().
+ * 0; -EINVAL, -EMSGSIZE or the send's error as ds_http_respond(). */
+int ds_http_respond_start(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status,
+                          const ds_http_header_t *headers, size_t nheaders);
+/* Sends the next piece of req's streamed response: data[0..len), len <= DS_HTTP_PIECE_MAX
+ * (else -EMSGSIZE); last ends the body (len may be 0). The caller counts RESPONSE_ACKs
+ * (DS_MT_HTTP_RESPONSE_ACK, sent to it): at most stream_window pieces may be unacknowledged.
+ * 0, -EINVAL, -EMSGSIZE, or the send's error (DS_EFULL: the port's mailbox is full, retry). */
+int ds_http_respond_body(ds_ctx_t *ctx, const ds_http_request_t *req, const void *data, size_t len,
+                         bool last);
+/* Grants credit for pieces more of req's streamed body (REQUEST_CREDIT to req->reply_to): the
+ * gateway sends up to that many REQUEST_BODY pieces to the caller. 0, -EINVAL for 0 pieces, or
+ * the send's error. */
+int ds_http_request_credit(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t pieces);
 
 /* Iterates over a header list of a REQUEST or RESPONSE: 1 and the next header in *out
  * (advancing *pos, which starts at 0), 0 at the end, DS_EDECODE if the list is malformed. */
