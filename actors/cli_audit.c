@@ -59,7 +59,7 @@ static bool audit_rfc3339(const char *s)
     size_t i = 0;
     for (; shape[i] != '\0'; i++) {
         char c = s[i];
-        bool ok = shape[i] == 'd' ? (c >= '0' && c <= '9')
+        bool ok = shape[i] == 'd'   ? (c >= '0' && c <= '9')
                   : shape[i] == 'T' ? (c == 'T' || c == 't')
                                     : c == shape[i];
         if (!ok) {
@@ -80,8 +80,8 @@ static bool audit_rfc3339(const char *s)
     }
     const char *z = s + i;
     return (z[0] == '+' || z[0] == '-') && z[1] >= '0' && z[1] <= '9' && z[2] >= '0' &&
-           z[2] <= '9' && z[3] == ':' && z[4] >= '0' && z[4] <= '9' && z[5] >= '0' &&
-           z[5] <= '9' && z[6] == '\0';
+           z[2] <= '9' && z[3] == ':' && z[4] >= '0' && z[4] <= '9' && z[5] >= '0' && z[5] <= '9' &&
+           z[6] == '\0';
 }
 
 static int audit_parse(int argc, char **argv, audit_args_t *a)
@@ -171,9 +171,8 @@ static int audit_tenant_id(PGconn *conn, const char *slug, char id[DS_AUDIT_UUID
                            char **why)
 {
     const char *p[] = {slug};
-    PGresult *r =
-        PQexecParams(conn, "SELECT id::text FROM dossier.tenants WHERE slug = $1", 1, NULL, p,
-                     NULL, NULL, 0);
+    PGresult *r = PQexecParams(conn, "SELECT id::text FROM dossier.tenants WHERE slug = $1", 1,
+                               NULL, p, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         *why = ds_xasprintf("%s", PQresultErrorMessage(r));
@@ -254,8 +253,8 @@ static int audit_checkpoint(const ds_app_t *app, const char *tenant, ds_audit_ch
         rc = ds_audit_checkpoint_load(st.blobs, st.signer, tenant, cp);
         if (rc == -EKEYREJECTED || rc == DS_EDECODE || rc == -EBADMSG) {
             *why = ds_xasprintf("the latest checkpoint is %s",
-                                rc == -EBADMSG ? "damaged (it fails the blob store's "
-                                                 "authentication)"
+                                rc == -EBADMSG     ? "damaged (it fails the blob store's "
+                                                     "authentication)"
                                 : rc == DS_EDECODE ? "not in the checkpoint format"
                                                    : "not signed by this region's audit key");
             rc = 1;
@@ -276,8 +275,8 @@ static void audit_print_text(const char *slug, const ds_audit_walk_t *w,
     char text[200];
     ds_audit_problem_str(&w->problem, text, sizeof(text));
     bool intact = w->problem.kind == DS_AUDIT_INTACT;
-    (void)printf("tenant %s (%s): %s%s%s\n", slug, w->tenant, intact ? "intact" : "BROKEN: ",
-                 intact ? "" : text, forged != NULL ? forged : "");
+    (void)printf("tenant %s (%s): %s%s%s\n", slug, w->tenant,
+                 intact ? "intact" : "BROKEN: ", intact ? "" : text, forged != NULL ? forged : "");
     (void)printf("entries checked: %llu\n", (unsigned long long)w->checked);
     if (w->started) {
         char hex[DS_AUDIT_HEX_LEN + 1];
@@ -319,7 +318,8 @@ static void audit_print_json(const char *slug, const ds_audit_walk_t *w,
     }
     char hex[DS_AUDIT_HEX_LEN + 1];
     ds_audit_hex(w->last_hash, DS_AUDIT_HASH_LEN, hex);
-    (void)printf(",\"entries_checked\":%llu,\"head_seq\":%llu,\"head_hash\":", (unsigned long long)w->checked,
+    (void)printf(",\"entries_checked\":%llu,\"head_seq\":%llu,\"head_hash\":",
+                 (unsigned long long)w->checked,
                  (unsigned long long)(w->started ? w->last_seq : 0));
     audit_json_str(stdout, hex, strlen(hex), !w->started);
     (void)fputs(",\"checkpoint\":", stdout);
@@ -371,20 +371,20 @@ static int audit_verify(PGconn *conn, const ds_app_t *app, const audit_args_t *a
 
 /* ---- export ---- */
 
-#define AUDIT_EXPORT_SQL                                                                          \
+#define AUDIT_EXPORT_SQL                                                                         \
     "SELECT seq::text, id::text, tenant_id::text,"                                               \
-    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_type,"   \
-    " actor_id::text, actor_label, action, object_type, object_id::text, ip::text, request_id,"   \
-    " outcome, details::text, encode(prev_hash, 'hex'), encode(hash, 'hex')"                      \
-    " FROM dossier.audit_log WHERE tenant_id = $1::uuid AND seq >= $2::bigint"                    \
-    " AND (seq > $2::bigint OR id > $3::uuid) AND ($5::timestamptz IS NULL OR created_at >= $5)"  \
+    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_type,"  \
+    " actor_id::text, actor_label, action, object_type, object_id::text, ip::text, request_id,"  \
+    " outcome, details::text, encode(prev_hash, 'hex'), encode(hash, 'hex')"                     \
+    " FROM dossier.audit_log WHERE tenant_id = $1::uuid AND seq >= $2::bigint"                   \
+    " AND (seq > $2::bigint OR id > $3::uuid) AND ($5::timestamptz IS NULL OR created_at >= $5)" \
     " AND ($6::timestamptz IS NULL OR created_at < $6) ORDER BY seq, id LIMIT $4::int"
 
 /* The JSON keys of AUDIT_EXPORT_SQL's columns; seq is a number, details raw JSON. */
 static const char *const audit_export_keys[] = {
-    "seq",         "id",     "tenant_id",   "created_at", "actor_type", "actor_id",
-    "actor_label", "action", "object_type", "object_id",  "ip",         "request_id",
-    "outcome",     "details", "prev_hash",  "hash",
+    "seq",         "id",      "tenant_id",   "created_at", "actor_type", "actor_id",
+    "actor_label", "action",  "object_type", "object_id",  "ip",         "request_id",
+    "outcome",     "details", "prev_hash",   "hash",
 };
 
 enum {
@@ -410,8 +410,7 @@ static void audit_export_row(PGresult *r, int i)
 }
 
 /* Writes every batch; *seq and *id carry the keyset. 0 or -EIO (*why). */
-static int audit_export_batches(PGconn *conn, const audit_args_t *a, const char *tenant,
-                                char **why)
+static int audit_export_batches(PGconn *conn, const audit_args_t *a, const char *tenant, char **why)
 {
     char seq[24] = "0";
     char id[DS_AUDIT_UUID_LEN + 1] = "00000000-0000-0000-0000-000000000000";

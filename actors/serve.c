@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "actors/app.h"
+#include "actors/audit/checkpointer.h"
 #include "actors/cli.h"
 #include "actors/dbprobe.h"
 #include "actors/gateway.h"
@@ -351,6 +352,31 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
     return 0;
 }
 
+/* The audit checkpointer (actors/audit/checkpointer.h), its writes on the pool's loop. With
+ * final set instead: the shutdown checkpoint, once every actor stopped. 0, or logged. */
+static int serve_audit(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t *st, ds_loop_t *loop,
+                       ds_actor_id_t pool, bool final)
+{
+    ds_config_paths_t paths = {0};
+    int rc = ds_config_resolve_paths(app->cfg, app->data_dir, &paths);
+    if (rc == 0 && final) {
+        rc = ds_audit_checkpoint_final(st->app_conninfo, st->blobs, st->tenants, paths.keys_dir);
+    } else if (rc == 0) {
+        ds_audit_checkpointer_cfg_t ac = {
+            .rt = rt,
+            .loop = loop,
+            .pool = pool,
+            .blobs = st->blobs,
+            .tenants = st->tenants,
+            .keys_dir = paths.keys_dir,
+            .interval_s = app->cfg->audit.checkpoint_interval_s,
+        };
+        rc = ds_audit_checkpointer_start(&ac, NULL);
+    }
+    ds_config_paths_fini(&paths);
+    return rc;
+}
+
 /* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
 static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
 {
@@ -450,6 +476,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_loop_t *http_loop = NULL;
     ds_actor_id_t pool = {0};
     if (serve_start(rt, o) < 0 || serve_start_pool(rt, app, st, &pg_loop, &pool) < 0 ||
+        serve_audit(rt, app, st, pg_loop, pool, false) < 0 ||
         serve_start_http(rt, app, o, pool, &http_loop) < 0 ||
         (cluster != NULL && ds_cluster_start(cluster) < 0)) {
         ds_loop_free(&http_loop);
@@ -467,6 +494,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
+    (void)serve_audit(NULL, app, st, NULL, pool, true); /* a failure is logged, not fatal */
     return status;
 }
 

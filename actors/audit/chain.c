@@ -10,10 +10,10 @@
 
 /* The encoding's fields, by column (after the literal version field). */
 static const int chain_fields[] = {
-    DS_AUDIT_COL_TENANT,      DS_AUDIT_COL_SEQ,         DS_AUDIT_COL_ID,
-    DS_AUDIT_COL_CREATED_US,  DS_AUDIT_COL_ACTOR_TYPE,  DS_AUDIT_COL_ACTOR_ID,
-    DS_AUDIT_COL_ACTOR_LABEL, DS_AUDIT_COL_ACTION,      DS_AUDIT_COL_OBJECT_TYPE,
-    DS_AUDIT_COL_OBJECT_ID,   DS_AUDIT_COL_IP,          DS_AUDIT_COL_REQUEST_ID,
+    DS_AUDIT_COL_TENANT,      DS_AUDIT_COL_SEQ,        DS_AUDIT_COL_ID,
+    DS_AUDIT_COL_CREATED_US,  DS_AUDIT_COL_ACTOR_TYPE, DS_AUDIT_COL_ACTOR_ID,
+    DS_AUDIT_COL_ACTOR_LABEL, DS_AUDIT_COL_ACTION,     DS_AUDIT_COL_OBJECT_TYPE,
+    DS_AUDIT_COL_OBJECT_ID,   DS_AUDIT_COL_IP,         DS_AUDIT_COL_REQUEST_ID,
     DS_AUDIT_COL_OUTCOME,     DS_AUDIT_COL_DETAILS,
 };
 
@@ -261,8 +261,8 @@ void ds_audit_problem_str(const ds_audit_problem_t *p, char *buf, size_t n)
         (void)snprintf(buf, n, "duplicate entry: seq %llu appears twice", a);
         break;
     case DS_AUDIT_BROKEN_LINK:
-        (void)snprintf(buf, n, "broken link at seq %llu: its prev_hash is not entry %llu's hash",
-                       a, a - 1);
+        (void)snprintf(buf, n, "broken link at seq %llu: its prev_hash is not entry %llu's hash", a,
+                       a - 1);
         break;
     case DS_AUDIT_EDITED:
         (void)snprintf(buf, n, "hash mismatch at seq %llu: the entry was edited", a);

@@ -62,18 +62,18 @@ enum ds_audit_col {
 };
 
 /* The select list, exactly the expressions the encoding names. */
-#define DS_AUDIT_COLUMNS                                                                          \
-    "seq::text, encode(prev_hash, 'hex'), encode(hash, 'hex'), tenant_id::text, id::text, "       \
-    "((extract(epoch FROM created_at) * 1000000)::bigint)::text, actor_type, actor_id::text, "    \
-    "actor_label, action, object_type, object_id::text, ip::text, request_id, outcome, "          \
+#define DS_AUDIT_COLUMNS                                                                       \
+    "seq::text, encode(prev_hash, 'hex'), encode(hash, 'hex'), tenant_id::text, id::text, "    \
+    "((extract(epoch FROM created_at) * 1000000)::bigint)::text, actor_type, actor_id::text, " \
+    "actor_label, action, object_type, object_id::text, ip::text, request_id, outcome, "       \
     "details::text"
 
 /* One batch: $1 tenant uuid, $2 and $3 the keyset (ds_audit_walk_next()), $4 the batch size.
  * The tenant is named besides row-level security, so an owner session that forgot
  * app.tenant_id reads nothing rather than another chain. */
-#define DS_AUDIT_BATCH_SQL                                                                        \
-    "SELECT " DS_AUDIT_COLUMNS " FROM dossier.audit_log WHERE tenant_id = $1::uuid"               \
-    " AND seq >= $2::bigint AND (seq > $2::bigint OR id > $3::uuid) ORDER BY seq, id"             \
+#define DS_AUDIT_BATCH_SQL                                                            \
+    "SELECT " DS_AUDIT_COLUMNS " FROM dossier.audit_log WHERE tenant_id = $1::uuid"   \
+    " AND seq >= $2::bigint AND (seq > $2::bigint OR id > $3::uuid) ORDER BY seq, id" \
     " LIMIT $4::int"
 
 /* What is wrong with a chain; DS_AUDIT_INTACT when nothing is. */

@@ -428,8 +428,7 @@ int ds_audit_checkpoint_open(const ds_audit_signer_t *s, const uint8_t *data, si
 
 void ds_audit_checkpoint_name(uint64_t seq, char out[DS_AUDIT_CP_NAME_MAX])
 {
-    (void)snprintf(out, DS_AUDIT_CP_NAME_MAX, "audit/checkpoints/%020llu",
-                   (unsigned long long)seq);
+    (void)snprintf(out, DS_AUDIT_CP_NAME_MAX, "audit/checkpoints/%020llu", (unsigned long long)seq);
 }
 
 /* ---- storage ---- */

@@ -16,8 +16,8 @@
 #include "transports/pg/pool.h"
 
 enum {
-    CPR_PARALLEL = 4,        /* tenants walked at once */
-    CPR_BATCH = 256,         /* rows per ask (halved while a reply is too large) */
+    CPR_PARALLEL = 4, /* tenants walked at once */
+    CPR_BATCH = 256,  /* rows per ask (halved while a reply is too large) */
     CPR_ASK_TIMEOUT_MS = 30000,
     CPR_FIRST_ROUND_MS = 1000,
     CPR_WRITE_ROUNDS_MAX = 5, /* rounds a blob write may stay unanswered before it is retried */
@@ -401,8 +401,8 @@ int ds_audit_checkpointer_start(const ds_audit_checkpointer_cfg_t *cfg, ds_actor
         return rc;
     }
     ds_log_info("audit checkpointer started", DS_LOG_U64("tenants", c->n),
-                DS_LOG_U64("interval_s", s), DS_LOG_STR("key_id", ds_audit_signer_key_id(c->signer)),
-                DS_LOG_END);
+                DS_LOG_U64("interval_s", s),
+                DS_LOG_STR("key_id", ds_audit_signer_key_id(c->signer)), DS_LOG_END);
     if (out != NULL) {
         *out = id;
     }
@@ -459,8 +459,8 @@ static int cpr_final_one(PGconn *conn, ds_blob_store_t *bs, const ds_audit_signe
     int rc = ds_audit_checkpoint_sync(conn, bs, s, tenant, &w, &why);
     if (rc < 0) {
         ds_log_error("could not write the final audit checkpoint", DS_LOG_STR("tenant", tenant),
-                     DS_LOG_STR("error", ds_strerror(rc)), DS_LOG_STR("reason", why != NULL ? why : ""),
-                     DS_LOG_END);
+                     DS_LOG_STR("error", ds_strerror(rc)),
+                     DS_LOG_STR("reason", why != NULL ? why : ""), DS_LOG_END);
     } else if (w.problem.kind != DS_AUDIT_INTACT) {
         cpr_log_problem(tenant, &w.problem);
     } else {

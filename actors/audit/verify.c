@@ -96,8 +96,8 @@ int ds_audit_verify_conn(PGconn *conn, const char *tenant, const ds_audit_verify
         }
     }
     const char *p[] = {tenant};
-    int rc = verify_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL,
-                         why);
+    int rc =
+        verify_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, why);
     if (rc == 0) {
         rc = verify_exec(conn, "SELECT set_config('app.tenant_id', $1, true)", 1, p, NULL, why);
     }
