@@ -376,9 +376,10 @@ static int audit_verify(PGconn *conn, const ds_app_t *app, const audit_args_t *a
     " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor_type,"  \
     " actor_id::text, actor_label, action, object_type, object_id::text, ip::text, request_id,"  \
     " outcome, details::text, encode(prev_hash, 'hex'), encode(hash, 'hex')"                     \
-    " FROM dossier.audit_log WHERE tenant_id = $1::uuid AND seq >= $2::bigint"                   \
-    " AND (seq > $2::bigint OR id > $3::uuid) AND ($5::timestamptz IS NULL OR created_at >= $5)" \
-    " AND ($6::timestamptz IS NULL OR created_at < $6) ORDER BY seq, id LIMIT $4::int"
+    " FROM dossier.audit_log a WHERE a.tenant_id = $1::uuid AND a.seq >= $2::bigint"             \
+    " AND (a.seq > $2::bigint OR a.id > $3::uuid) AND ($5::timestamptz IS NULL OR a.created_at " \
+    ">= $5)"                                                                                     \
+    " AND ($6::timestamptz IS NULL OR a.created_at < $6) ORDER BY a.seq, a.id LIMIT $4::int"
 
 /* The JSON keys of AUDIT_EXPORT_SQL's columns; seq is a number, details raw JSON. */
 static const char *const audit_export_keys[] = {

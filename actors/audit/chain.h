@@ -70,10 +70,11 @@ enum ds_audit_col {
 
 /* One batch: $1 tenant uuid, $2 and $3 the keyset (ds_audit_walk_next()), $4 the batch size.
  * The tenant is named besides row-level security, so an owner session that forgot
- * app.tenant_id reads nothing rather than another chain. */
-#define DS_AUDIT_BATCH_SQL                                                            \
-    "SELECT " DS_AUDIT_COLUMNS " FROM dossier.audit_log WHERE tenant_id = $1::uuid"   \
-    " AND seq >= $2::bigint AND (seq > $2::bigint OR id > $3::uuid) ORDER BY seq, id" \
+ * app.tenant_id reads nothing rather than another chain. ORDER BY names the table's columns:
+ * bare, seq and id would be the select list's text casts, sorted as text ("10" < "2"). */
+#define DS_AUDIT_BATCH_SQL                                                                      \
+    "SELECT " DS_AUDIT_COLUMNS " FROM dossier.audit_log a WHERE a.tenant_id = $1::uuid"         \
+    " AND a.seq >= $2::bigint AND (a.seq > $2::bigint OR a.id > $3::uuid) ORDER BY a.seq, a.id" \
     " LIMIT $4::int"
 
 /* What is wrong with a chain; DS_AUDIT_INTACT when nothing is. */
@@ -84,7 +85,8 @@ typedef enum ds_audit_kind {
     DS_AUDIT_BROKEN_LINK, /* entry seq's prev_hash is not entry seq - 1's hash */
     DS_AUDIT_EDITED,      /* entry seq's hash is not the hash of its content */
     DS_AUDIT_REWRITTEN,   /* entry seq (the checkpoint's) does not match the signed hash */
-    DS_AUDIT_TRUNCATED,   /* the chain ends at seq, before the checkpoint's seq2 */
+    DS_AUDIT_TRUNCATED,   /* the chain ends at seq, before the checkpoint's seq2 (a resumed
+                             walk that found no entry says seq2 - 1: it read none before) */
     DS_AUDIT_FORGED,      /* the checkpoint's signature or format is not ours */
     DS_AUDIT_MALFORMED,   /* entry seq (or the one expected there) has a value that cannot be
                              read: a bad seq or hash, another tenant */

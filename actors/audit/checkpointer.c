@@ -108,6 +108,21 @@ static int cpr_ask(ds_ctx_t *ctx, cpr_t *c, cpr_tenant_t *t)
     return 0;
 }
 
+/* A round starts at the head the last one reached, re-read as an anchor: an entry replaced or
+ * cut since then shows as REWRITTEN or TRUNCATED instead of passing unseen. */
+static void cpr_reanchor(cpr_tenant_t *t)
+{
+    if (!t->walk.started) {
+        return; /* still at the checkpoint loaded at start-up, or at seq 1 */
+    }
+    uint64_t seq = t->walk.last_seq;
+    uint8_t hash[DS_AUDIT_HASH_LEN];
+    memcpy(hash, t->walk.last_hash, DS_AUDIT_HASH_LEN);
+    ds_audit_walk_init(&t->walk, t->id);
+    ds_audit_walk_set_checkpoint(&t->walk, seq, hash);
+    ds_audit_walk_resume(&t->walk);
+}
+
 /* Starts asks for the round's next tenants, up to CPR_PARALLEL in flight. */
 static void cpr_pump(ds_ctx_t *ctx, cpr_t *c)
 {
@@ -120,6 +135,7 @@ static void cpr_pump(ds_ctx_t *ctx, cpr_t *c)
             t->write_rounds = 0;
         }
         if (!t->failed && t->write_rounds == 0) {
+            cpr_reanchor(t);
             (void)cpr_ask(ctx, c, t); /* a failed ask is logged; the next round tries again */
         }
     }
