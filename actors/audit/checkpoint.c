@@ -361,6 +361,17 @@ static void cp_number(cp_cur_t *c, uint64_t *out)
     *out = v;
 }
 
+/* Lower-case hex only: the signature has one spelling too. */
+static bool cp_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int ds_audit_checkpoint_parse(const uint8_t *data, size_t len, ds_audit_checkpoint_t *out,
                               uint8_t sig[DS_AUDIT_SIG_LEN])
 {
@@ -368,7 +379,7 @@ int ds_audit_checkpoint_parse(const uint8_t *data, size_t len, ds_audit_checkpoi
     const char *nl = len > 0 && len <= DS_AUDIT_CP_MAX ? memchr(text, '\n', len) : NULL;
     size_t plen = nl != NULL ? (size_t)(nl - text) : 0;
     if (nl == NULL || plen >= CP_PAYLOAD_MAX || len != plen + 2 * DS_AUDIT_SIG_LEN + 2 ||
-        text[len - 1] != '\n' ||
+        text[len - 1] != '\n' || !cp_lower_hex(nl + 1, 2 * DS_AUDIT_SIG_LEN) ||
         ds_audit_unhex(nl + 1, 2 * DS_AUDIT_SIG_LEN, sig, DS_AUDIT_SIG_LEN) < 0) {
         return DS_EDECODE;
     }
