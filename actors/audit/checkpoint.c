@@ -309,7 +309,7 @@ int ds_audit_checkpoint_sign(const ds_audit_signer_t *s, const ds_audit_checkpoi
     if (rc < 0) {
         return rc;
     }
-    char hex[2 * DS_AUDIT_SIG_LEN + 1];
+    char hex[DS_AUDIT_SIG_HEX + 1];
     ds_audit_hex(sig, sizeof(sig), hex);
     *out = ds_xasprintf("%s\n%s\n", payload, hex);
     *len = strlen(*out);
@@ -378,9 +378,9 @@ int ds_audit_checkpoint_parse(const uint8_t *data, size_t len, ds_audit_checkpoi
     const char *text = (const char *)data;
     const char *nl = len > 0 && len <= DS_AUDIT_CP_MAX ? memchr(text, '\n', len) : NULL;
     size_t plen = nl != NULL ? (size_t)(nl - text) : 0;
-    if (nl == NULL || plen >= CP_PAYLOAD_MAX || len != plen + 2 * DS_AUDIT_SIG_LEN + 2 ||
-        text[len - 1] != '\n' || !cp_lower_hex(nl + 1, 2 * DS_AUDIT_SIG_LEN) ||
-        ds_audit_unhex(nl + 1, 2 * DS_AUDIT_SIG_LEN, sig, DS_AUDIT_SIG_LEN) < 0) {
+    if (nl == NULL || plen >= CP_PAYLOAD_MAX || len != plen + DS_AUDIT_SIG_HEX + 2 ||
+        text[len - 1] != '\n' || !cp_lower_hex(nl + 1, DS_AUDIT_SIG_HEX) ||
+        ds_audit_unhex(nl + 1, DS_AUDIT_SIG_HEX, sig, DS_AUDIT_SIG_LEN) < 0) {
         return DS_EDECODE;
     }
     ds_audit_checkpoint_t cp = {0};

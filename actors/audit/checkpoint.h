@@ -36,6 +36,7 @@
 enum {
     DS_AUDIT_KEY_ID_HEX = 32,
     DS_AUDIT_SIG_LEN = 64,
+    DS_AUDIT_SIG_HEX = 128,
     DS_AUDIT_TIME_LEN = 20,    /* YYYY-MM-DDTHH:MM:SSZ */
     DS_AUDIT_CP_MAX = 512,     /* bytes of a stored checkpoint, at most */
     DS_AUDIT_CP_NAME_MAX = 40, /* "audit/checkpoints/" and 20 digits, NUL */

@@ -470,7 +470,7 @@ int ds_audit_checkpoint_sync(PGconn *conn, ds_blob_store_t *bs, const ds_audit_s
 static int cpr_final_one(PGconn *conn, ds_blob_store_t *bs, const ds_audit_signer_t *s,
                          const char *tenant)
 {
-    ds_audit_walk_t w;
+    ds_audit_walk_t w = {0};
     char *why = NULL;
     int rc = ds_audit_checkpoint_sync(conn, bs, s, tenant, &w, &why);
     if (rc < 0) {

@@ -4,7 +4,9 @@
  * The actor. Every interval it walks, tenant by tenant (a few at once), the entries appended
  * since its last checkpoint: it asks the pg pool for DS_AUDIT_BATCH_SQL batches in tenant
  * transactions and checks them with the C walk (actors/audit/chain.h), resumed at the last
- * signed checkpoint. Only a head reached by an intact walk is signed, and only when it moved: so
+ * signed checkpoint, then at the head each round reached (re-read as an anchor, so an entry
+ * replaced or cut since shows). Only a head reached by an intact walk is signed, and only when
+ * it moved: so
  * a chain cut, edited or rewritten by the table's owner is never laundered into a new
  * checkpoint. A tenant whose chain or checkpoint fails is logged ("audit chain broken", with
  * the problem's kind and seq) and is not checkpointed again until the node restarts; its last

@@ -542,6 +542,7 @@ static void test_checkpointer_actor(void **state)
                " PERFORM dossier.audit_append('system', NULL, NULL, 'user.create', NULL, NULL,"
                " NULL, NULL, 'success', NULL) FROM generate_series(1, 5); END $$");
     char *log = calloc(1, 1 << 20);
+    assert_non_null(log);
     int64_t end = ds_clock_now() + 120 * SEC;
     char want[128];
     (void)snprintf(want, sizeof(want), "\"msg\":\"audit chain broken\",\"tenant\":\"%s\"", tenant);
@@ -557,9 +558,9 @@ static void test_checkpointer_actor(void **state)
     (void)close(saved);
     const char *line = strstr(log, want);
     if (line == NULL) {
-        fail_msg("no 'audit chain broken' line for the tenant in:\n%s", log);
+        print_message("no 'audit chain broken' line for the tenant in:\n%s", log);
     }
-    assert_non_null(strstr(line, "\"kind\":\"rewritten\""));
+    assert_true(line != NULL && strstr(line, "\"kind\":\"rewritten\"") != NULL);
     free(log);
     assert_int_equal(latest_seq(tenant), 605);
     assert_int_equal(head_seq(tenant), 608);
