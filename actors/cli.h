@@ -51,3 +51,6 @@ int ds_cli_keys(int argc, char **argv);
 
 /* `dossier routes`: actors/cli_routes.c. */
 int ds_cli_routes(int argc, char **argv);
+
+/* `dossier audit verify|export` (actors/cli_audit.c). */
+int ds_cli_audit(int argc, char **argv);

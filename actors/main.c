@@ -7,6 +7,7 @@
  *   config    check or show the config (actors/cli_config.c)
  *   keys      the key store: rotate the master key (actors/cli_keys.c)
  *   routes    the HTTP API's routes (actors/cli_routes.c)
+ *   audit     verify or export a tenant's audit chain (actors/cli_audit.c)
  *   version   print the version
  *   help      print this help (also --help, -h)
  * Exit status: 0 ok, 1 failure, 2 usage error (actors/cli.h). */
@@ -36,6 +37,7 @@ static const char main_help[] =
     "  config     check a config file, show the effective config\n"
     "  keys       rotate the region's master key\n"
     "  routes     list the HTTP API's routes\n"
+    "  audit      verify or export a tenant's audit chain\n"
     "  version    print the version\n"
     "  help       show this help\n"
     "\n"
@@ -69,7 +71,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"serve", ds_cli_serve},   {"migrate", ds_cli_migrate}, {"tenant", ds_cli_tenant},
         {"db", ds_cli_db},         {"config", ds_cli_config},   {"keys", ds_cli_keys},
-        {"routes", ds_cli_routes}, {"user", ds_cli_user},
+        {"routes", ds_cli_routes}, {"user", ds_cli_user},       {"audit", ds_cli_audit},
     };
     int (*run)(int, char **) = NULL;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

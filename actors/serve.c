@@ -16,6 +16,7 @@
 
 #include "actors/api/api_msgs.h"
 #include "actors/app.h"
+#include "actors/audit/checkpointer.h"
 #include "actors/cli.h"
 #include "actors/dbprobe.h"
 #include "actors/gateway.h"
@@ -376,6 +377,31 @@ static int serve_ring(const ds_app_t *app, ds_token_ring_t **ring)
     return rc;
 }
 
+/* The audit checkpointer (actors/audit/checkpointer.h), its writes on the pool's loop. With
+ * final set instead: the shutdown checkpoint, once every actor stopped. 0, or logged. */
+static int serve_audit(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t *st, ds_loop_t *loop,
+                       ds_actor_id_t pool, bool final)
+{
+    ds_config_paths_t paths = {0};
+    int rc = ds_config_resolve_paths(app->cfg, app->data_dir, &paths);
+    if (rc == 0 && final) {
+        rc = ds_audit_checkpoint_final(st->app_conninfo, st->blobs, st->tenants, paths.keys_dir);
+    } else if (rc == 0) {
+        ds_audit_checkpointer_cfg_t ac = {
+            .rt = rt,
+            .loop = loop,
+            .pool = pool,
+            .blobs = st->blobs,
+            .tenants = st->tenants,
+            .keys_dir = paths.keys_dir,
+            .interval_s = app->cfg->audit.checkpoint_interval_s,
+        };
+        rc = ds_audit_checkpointer_start(&ac, NULL);
+    }
+    ds_config_paths_fini(&paths);
+    return rc;
+}
+
 /* Waits for SIGTERM or SIGINT, drains, stops. The exit status. */
 static int serve_wait_and_drain(ds_rt_t *rt, const sigset_t *stop)
 {
@@ -480,9 +506,12 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_api_env_t env = {.cfg = app->cfg,
                         .refresh_ttl_s = DS_API_REFRESH_TTL_S,
                         .session_ttl_s = DS_API_SESSION_TTL_S};
-    if (serve_ring(app, &ring) < 0 || serve_start(rt, o) < 0 ||
+    int started = serve_ring(app, &ring);
+    env.ring = ring;
+    if (started < 0 || serve_start(rt, o) < 0 ||
         serve_start_pool(rt, app, st, &pg_loop, &env.pool) < 0 ||
-        (env.ring = ring, serve_start_http(rt, app, o, st, &env, &http_loop) < 0) ||
+        serve_audit(rt, app, st, pg_loop, env.pool, false) < 0 ||
+        serve_start_http(rt, app, o, st, &env, &http_loop) < 0 ||
         (cluster != NULL && ds_cluster_start(cluster) < 0)) {
         ds_loop_free(&http_loop);
         ds_loop_free(&pg_loop);
@@ -500,7 +529,8 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
     ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
-    ds_token_ring_free(&ring); /* after every actor that reads it */
+    ds_token_ring_free(&ring);                              /* after every actor that reads it */
+    (void)serve_audit(NULL, app, st, NULL, env.pool, true); /* a failure is logged, not fatal */
     return status;
 }
 

@@ -103,6 +103,9 @@ typedef struct ds_config {
     struct {
         ds_log_level_t level; /* debug, info, warn, error or off */
     } log;
+    struct {
+        uint32_t checkpoint_interval_s; /* between signed audit checkpoints [1, 86400] */
+    } audit;
     ds_plan_t plans[DS_PLAN_COUNT]; /* indexed by ds_plan_kind_t */
 } ds_config_t;
 

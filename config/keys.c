@@ -61,6 +61,8 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("http.listen", DS__K_STR, http.listen, 0, 0, 0),
     SECTION("log"),
     CFG("log.level", DS__K_LOGLEVEL, log.level, 0, 0, 0),
+    SECTION("audit"),
+    CFG("audit.checkpoint_interval_s", DS__K_UINT, audit.checkpoint_interval_s, 1, 86400, 0),
     SECTION("plans"),
 };
 

@@ -6,6 +6,8 @@
 #    committed corpus never changes behind git's back.
 # Any crash, leak, timeout or sanitizer report fails the test; the crashing input is kept in
 # the working directory (crash-*, leak-*, timeout-*) to be committed as a regression.
+# -error_exitcode=1: libFuzzer's default, 77, is ctest's SKIP_RETURN_CODE, so a crash would
+# pass as a skipped test.
 set -euo pipefail
 
 target="$1"
@@ -23,7 +25,7 @@ if [ -d "$regressions" ]; then
     mapfile -d '' inputs < <(find "$regressions" -type f -print0 | sort -z)
     if [ "${#inputs[@]}" -gt 0 ]; then
         echo "$name: replaying ${#inputs[@]} regression input(s) from $regressions"
-        "$target" -timeout=10 -rss_limit_mb=2048 "${inputs[@]}"
+        "$target" -error_exitcode=1 -timeout=10 -rss_limit_mb=2048 "${inputs[@]}"
     fi
 fi
 
@@ -39,5 +41,5 @@ else
 fi
 
 echo "$name: fuzzing for ${seconds}s"
-"$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+"$target" -max_total_time="$seconds" -error_exitcode=1 -timeout=10 -rss_limit_mb=2048 \
     -artifact_prefix="$PWD/$name-" -print_final_stats=1 "${corpus_dirs[@]}"
