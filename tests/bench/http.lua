@@ -1,0 +1,31 @@
+-- wrk script of tests/bench/http.sh: one fixed request, from the environment.
+--   BENCH_METHOD  GET (default) or POST
+--   BENCH_TOKEN   if set: Authorization: Bearer <token>
+--   BENCH_HOST    if set: the Host header (the tenant of a login is its first label)
+--   BENCH_BODY    if set: the body, sent as application/json
+-- done() prints wrk's summary as one WRK line, the same fields as the nginx anchor's wrk.lua
+-- (../shared/anchors/http/wrk.lua), so http.sh parses both the same way.
+wrk.method = os.getenv("BENCH_METHOD") or "GET"
+local token = os.getenv("BENCH_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+local host = os.getenv("BENCH_HOST")
+if host and host ~= "" then
+  wrk.headers["Host"] = host
+end
+local body = os.getenv("BENCH_BODY")
+if body and body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK requests=%.0f duration_us=%.0f bytes_read=%.0f p50_us=%.0f p99_us=%.0f " ..
+    "errors_connect=%.0f errors_read=%.0f errors_write=%.0f errors_status=%.0f errors_timeout=%.0f\n",
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50.0), latency:percentile(99.0),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
