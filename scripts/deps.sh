@@ -7,9 +7,14 @@ DS_DEPS=(
     libuv1-dev libnng-dev libmsgpack-dev libcmocka-dev
     libyaml-dev libpq-dev libssl-dev libargon2-dev
     postgresql-15 postgresql-client-15 openssl
-    node-llhttp libjansson-dev curl
+    node-llhttp libjansson-dev curl jq
     clang-format clang-tidy python3 time
 )
+# The OpenAPI lint (tests/docs/lint_openapi.sh) runs @redocly/cli from npm: Debian's nodejs
+# (18.19) and npm, unless a node with npm is already installed (nodesource ships its own npm).
+if ! command -v npm >/dev/null 2>&1; then
+    DS_DEPS+=(nodejs npm)
+fi
 
 ds_install_deps() {
     local missing=() pkg
