@@ -90,7 +90,8 @@ static dir_tenant_t *dir_add(ds_api_dir_t *d)
 {
     if (d->nall == d->capall) {
         d->capall = d->capall == 0 ? 64 : d->capall * 2;
-        d->all = ds_xrealloc(d->all, d->capall * sizeof(*d->all));
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, on purpose */
+        d->all = ds_xrealloc(d->all, d->capall * sizeof(dir_tenant_t *));
     }
     dir_tenant_t *t = ds_xcalloc(1, sizeof(*t));
     t->plan = *ds_config_plan(d->env->cfg, DS_PLAN_STANDARD);
@@ -544,8 +545,8 @@ int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_h
     unsigned flags = m.route < DS_API_ROUTE_COUNT && m.nparams <= DS_API_PARAMS_MAX
                          ? ds_api_routes[m.route].flags
                          : DS_API_BEARER;
-    char id[DS_API_UUID_LEN + 1];
-    char slug[DIR_SLUG_MAX + 1];
+    char id[DS_API_UUID_LEN + 1] = "";
+    char slug[DIR_SLUG_MAX + 1] = "";
     dir_tenant_t *t = NULL;
     if (flags & DS_API_LOGIN) {
         if (dir_host_slug(req, slug) != 0) {

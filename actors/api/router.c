@@ -105,17 +105,17 @@ int ds_api_route_match(const char *method, size_t method_len, const char *path, 
 static void router_json_str(FILE *out, const char *s)
 {
     if (s == NULL) {
-        fputs("null", out);
+        (void)fputs("null", out);
         return;
     }
-    fputc('"', out);
+    (void)fputc('"', out);
     for (; *s != '\0'; s++) {
         if (*s == '"' || *s == '\\') {
-            fputc('\\', out);
+            (void)fputc('\\', out);
         }
-        fputc(*s, out);
+        (void)fputc(*s, out);
     }
-    fputc('"', out);
+    (void)fputc('"', out);
 }
 
 int ds_api_routes_dump_json(FILE *out)
@@ -128,25 +128,25 @@ int ds_api_routes_dump_json(FILE *out)
         {DS_API_BEARER, "bearer"}, {DS_API_ADMIN, "admin"}, {DS_API_MUTATES, "mutates"},
         {1u << 6, "create"},
     };
-    fputs("[", out);
+    (void)fputs("[", out);
     for (size_t r = 0; r < DS_API_ROUTE_COUNT; r++) {
         const ds_api_route_t *rt = &ds_api_routes[r];
-        fprintf(out, "%s\n  {\"method\":\"%s\",\"path\":", r > 0 ? "," : "", rt->method);
+        (void)fprintf(out, "%s\n  {\"method\":\"%s\",\"path\":", r > 0 ? "," : "", rt->method);
         router_json_str(out, rt->pattern);
-        fprintf(out, ",\"name\":\"%s\",\"flags\":[", rt->name);
+        (void)fprintf(out, ",\"name\":\"%s\",\"flags\":[", rt->name);
         bool first = true;
         for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
             if ((rt->flags & flags[f].flag) == flags[f].flag) {
-                fprintf(out, "%s\"%s\"", first ? "" : ",", flags[f].name);
+                (void)fprintf(out, "%s\"%s\"", first ? "" : ",", flags[f].name);
                 first = false;
             }
         }
-        fputs("],\"param_kinds\":", out);
+        (void)fputs("],\"param_kinds\":", out);
         router_json_str(out, rt->param_kinds);
-        fputs(",\"attack_body\":", out);
+        (void)fputs(",\"attack_body\":", out);
         router_json_str(out, rt->attack_body);
-        fputs("}", out);
+        (void)fputs("}", out);
     }
-    fputs("\n]\n", out);
+    (void)fputs("\n]\n", out);
     return ferror(out) ? -EIO : 0;
 }

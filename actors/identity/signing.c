@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "runtime/err.h"
 #include "runtime/mem.h"
 
 enum {
@@ -30,7 +31,7 @@ static int signing_dir(const char *keys_dir, char *out, size_t cap, char **why)
     }
     if (mkdir(out, 0700) != 0 && errno != EEXIST) {
         int e = errno;
-        *why = ds_xasprintf("cannot create %s: %s", out, strerror(e));
+        *why = ds_xasprintf("cannot create %s: %s", out, ds_strerror(-e));
         return -e;
     }
     return 0;
@@ -101,7 +102,7 @@ static int signing_write(const char *dir, char kid[DS_TOKEN_KID_MAX + 1], char *
     OPENSSL_cleanse(key, sizeof(key));
     if (!ok) {
         (void)unlink(path);
-        *why = ds_xasprintf("cannot write %s: %s", path, strerror(e));
+        *why = ds_xasprintf("cannot write %s: %s", path, ds_strerror(-e));
         return -e;
     }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -124,7 +125,7 @@ static int signing_read(const char *dir, const char *kid, uint8_t key[DS_TOKEN_K
         if (fd >= 0) {
             (void)close(fd);
         }
-        *why = ds_xasprintf("cannot read %s: %s", path, strerror(e));
+        *why = ds_xasprintf("cannot read %s: %s", path, ds_strerror(-e));
         return -e;
     }
     if ((st.st_mode & 077) != 0 || !S_ISREG(st.st_mode)) {
@@ -177,7 +178,7 @@ int ds_signing_load(const char *keys_dir, const char *iss, int64_t ttl, ds_token
     }
     if (rc < 0) {
         if (*why == NULL) {
-            *why = ds_xasprintf("cannot load the signing keys: %s", strerror(-rc));
+            *why = ds_xasprintf("cannot load the signing keys: %s", ds_strerror(rc));
         }
         ds_token_ring_free(&ring);
         return rc;

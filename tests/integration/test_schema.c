@@ -479,6 +479,9 @@ static void test_function_privileges(void **state)
              " WHERE p.pronamespace = 'dossier'::regnamespace"
              " AND has_function_privilege('dossier_app', p.oid, 'EXECUTE')",
              0, NULL,
+             "api_api_key,api_audit_entry,api_folder,api_grant,api_group,api_idem_claim,"
+             "api_login_failed,api_login_locked,api_login_succeeded,api_logout,api_refresh,"
+             "api_revoke_sessions,api_service_account,api_user,"
              "audit_append,audit_encode,audit_field,current_tenant,effective_role,"
              "folder_path_ids,folder_subtree,object_chain,object_permissions,schema_version,"
              "tenant_by_id,tenant_by_slug,tenant_overrides_by_id,user_create,user_deactivate,"
