@@ -7,16 +7,22 @@
 
 #include "actors/app.h"
 #include "actors/cli.h"
+#include "actors/identity/signing.h"
 #include "runtime/err.h"
 #include "runtime/mem.h"
 #include "transports/blob/keystore.h"
 
 static const char keys_help[] =
     "Usage: dossier keys rotate [options]\n"
+    "       dossier keys rotate-signing [options]\n"
     "\n"
-    "Generates a new master key for the region and re-wraps every tenant key under it. The old\n"
-    "master key is kept as master.key.old; copy the new master.key to every node of the region.\n"
-    "Running it again after a crash finishes an interrupted rotation.\n"
+    "rotate: generates a new master key for the region and re-wraps every tenant key under it.\n"
+    "The old master key is kept as master.key.old; copy the new master.key to every node of the\n"
+    "region. Running it again after a crash finishes an interrupted rotation.\n"
+    "\n"
+    "rotate-signing: adds a new access-token signing key (KEYS_DIR/tokens). Nodes sign with it\n"
+    "from their next start and keep verifying tokens of the older keys, so nobody is logged\n"
+    "out; the newest 4 keys are kept.\n"
     "\n"
     "Options:\n" DS_APP_OPTS_HELP "  --json             machine-readable output\n"
     "  -h, --help         show this help\n"
@@ -68,13 +74,37 @@ static int keys_rotate(const ds_app_t *app, bool json)
     return rc < 0 ? DS_CLI_FAIL : DS_CLI_OK;
 }
 
+static int keys_rotate_signing(const ds_app_t *app, bool json)
+{
+    ds_config_paths_t paths = {0};
+    if (ds_config_resolve_paths(app->cfg, app->data_dir, &paths) < 0) {
+        (void)fprintf(stderr, "dossier: cannot resolve the key store's paths\n");
+        return DS_CLI_FAIL;
+    }
+    char kid[DS_TOKEN_KID_MAX + 1];
+    char *why = NULL;
+    int rc = ds_signing_rotate(paths.keys_dir, kid, &why);
+    if (rc < 0) {
+        (void)fprintf(stderr, "dossier: could not add a signing key: %s\n",
+                      why != NULL ? why : ds_strerror(rc));
+    } else {
+        (void)printf(json ? "{\"signing_key_id\":\"%s\"}\n"
+                          : "new signing key %s; nodes sign with it from their next start\n",
+                     kid);
+    }
+    free(why);
+    ds_config_paths_fini(&paths);
+    return rc < 0 ? DS_CLI_FAIL : DS_CLI_OK;
+}
+
 int ds_cli_keys(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         (void)fputs(keys_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? DS_CLI_USAGE : DS_CLI_OK;
     }
-    if (strcmp(argv[1], "rotate") != 0) {
+    bool signing = strcmp(argv[1], "rotate-signing") == 0;
+    if (strcmp(argv[1], "rotate") != 0 && !signing) {
         return ds_cli_usage_error("keys", "unknown command", argv[1]);
     }
     ds_app_opts_t opts = {0};
@@ -99,7 +129,7 @@ int ds_cli_keys(int argc, char **argv)
     ds_app_t app = {0};
     int rc = ds_app_init(&opts, &app);
     if (rc == DS_CLI_OK) {
-        rc = keys_rotate(&app, json);
+        rc = signing ? keys_rotate_signing(&app, json) : keys_rotate(&app, json);
     }
     ds_app_fini(&app);
     return rc;

@@ -35,7 +35,7 @@ static const char main_help[] =
     "  user       create, list, deactivate a tenant's users, reset passwords\n"
     "  db         start/stop the private PostgreSQL, psql, connection strings\n"
     "  config     check a config file, show the effective config\n"
-    "  keys       rotate the region's master key\n"
+    "  keys       rotate the master key or the token signing keys\n"
     "  routes     list the HTTP API's routes\n"
     "  audit      verify or export a tenant's audit chain\n"
     "  version    print the version\n"

@@ -324,6 +324,22 @@ ds_api_stop
 if grep -q '"level":"error"' "$work/serve.err"; then
     fail "errors in the server log: $(grep '"level":"error"' "$work/serve.err" | head -3)"
 fi
+
+# --- signing keys rotate without logging anyone out ---------------------------------------------
+kid() { python3 -c 'import base64,json,sys; h=sys.argv[1].split(".")[0]; print(json.loads(base64.urlsafe_b64decode(h + "=" * (-len(h) % 4)))["kid"])' "$1"; }
+old_kid="$(kid "$admin_access")"
+"$bin" keys rotate-signing --data-dir "$DOSSIER_DATA_DIR" >/dev/null
+ds_api_start
+api_access="$admin_access"
+ds_api_call GET /v1/users ""
+expect 200 "a token signed before the rotation still works after a restart"
+ds_api_login "$slug" "admin@$slug.test" "$admin_pw"
+new_kid="$(kid "$api_access")"
+if [ -n "$new_kid" ] && [ "$new_kid" != "$old_kid" ]; then
+    pass "new tokens are signed with the new key ($old_kid -> $new_kid)"
+else
+    fail "kids: $old_kid -> $new_kid"
+fi
 if [ "$failures" -ne 0 ]; then
     echo "$failures failure(s)" >&2
     exit 1
