@@ -53,7 +53,7 @@ static const char *util_title(const char *slug)
 int ds_api_reply(ds_api_call_t *c, uint32_t status, const ds_http_header_t *headers, size_t n,
                  const char *body, size_t len)
 {
-    ds_http_header_t all[UTIL_HEADERS_MAX + 2];
+    ds_http_header_t all[UTIL_HEADERS_MAX + 3];
     size_t k = 0;
     if (len > 0) {
         all[k++] = (ds_http_header_t){"Content-Type", 12, "application/json", 16};
@@ -61,6 +61,9 @@ int ds_api_reply(ds_api_call_t *c, uint32_t status, const ds_http_header_t *head
     all[k++] = (ds_http_header_t){"Cache-Control", 13, "no-store", 8};
     for (size_t i = 0; i < n && i < UTIL_HEADERS_MAX; i++) {
         all[k++] = headers[i];
+    }
+    if (c->session != NULL) { /* for the access log; the gateway does not send it */
+        all[k++] = (ds_http_header_t){"X-Dossier-Tenant", 16, c->session->tenant, DS_API_UUID_LEN};
     }
     c->answered = true;
     int rc = ds_http_respond(c->ctx, &c->req, status, all, k, body, len);
@@ -88,13 +91,16 @@ static int util_problem_send(ds_api_call_t *c, uint32_t status, const char *slug
     if (body == NULL) {
         return -ENOMEM;
     }
-    ds_http_header_t all[UTIL_HEADERS_MAX + 1];
+    ds_http_header_t all[UTIL_HEADERS_MAX + 3];
     size_t k = 0;
     all[k++] = (ds_http_header_t){"Content-Type", 12, "application/problem+json", 24};
     for (size_t i = 0; i < n && i < UTIL_HEADERS_MAX; i++) {
         all[k++] = headers[i];
     }
     all[k++] = (ds_http_header_t){"Cache-Control", 13, "no-store", 8};
+    if (c->session != NULL) {
+        all[k++] = (ds_http_header_t){"X-Dossier-Tenant", 16, c->session->tenant, DS_API_UUID_LEN};
+    }
     c->answered = true;
     int rc = ds_http_respond(c->ctx, &c->req, status, all, k, body, strlen(body));
     free(body);

@@ -318,6 +318,46 @@ sleep 3.5
 ds_api_call GET /v1/users ""
 expect 200 "a resumed tenant is served again"
 
+# --- access log: tenant and request id; the tenant header is not sent ------------------------------
+ds_api_call GET /v1/users ""
+rid="$(header X-Request-Id)"
+if grep -q "\"msg\":\"http request\".*\"request_id\":\"$rid\",\"tenant\":\"$tenant_id\"" "$work/serve.err"; then
+    pass "the access log line names the request id and the tenant"
+else
+    fail "access log for $rid: $(grep "$rid" "$work/serve.err" | head -2)"
+fi
+if grep -qi '^x-dossier-tenant' "$api_headers"; then fail "X-Dossier-Tenant was sent"; else pass "the tenant log header stays inside"; fi
+
+# --- the request rate limit: 429 for that tenant only ---------------------------------------------
+other="api$RANDOM$RANDOM"
+ds_api_tenant "$other"
+other_pw="$api_password"
+ds_api_login "$other" "admin@$other.test" "$other_pw"
+other_access="$api_access"
+"$bin" tenant limit "$slug" api_requests_per_minute=60 >/dev/null
+sleep 3.5
+limited=0
+for _ in $(seq 1 30); do
+    api_access="$admin_access"
+    ds_api_call GET /v1/groups ""
+    if [ "$api_status" = 429 ]; then
+        limited=$((limited + 1))
+        retry="$(header Retry-After)"
+        ratelimit="$(header RateLimit-Limit)"
+    fi
+done
+api_access="$other_access"
+ds_api_call GET /v1/groups ""
+other_status="$api_status"
+if [ "$limited" -gt 0 ] && [ -n "${retry:-}" ] && [ "${ratelimit:-}" = 60 ] && [ "$other_status" = 200 ]; then
+    pass "past its request rate a tenant gets 429 with Retry-After ($limited of 30); another tenant is served"
+else
+    fail "rate limit: $limited limited, Retry-After '${retry:-}', RateLimit-Limit '${ratelimit:-}', other $other_status"
+fi
+"$bin" tenant limit "$slug" api_requests_per_minute=unlimited >/dev/null
+sleep 3.5
+api_access="$admin_access"
+
 # --- the process survived everything -----------------------------------------------------------
 if kill -0 "$api_pid" 2>/dev/null; then pass "the server is still running"; else fail "the server died"; fi
 ds_api_stop

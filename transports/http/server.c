@@ -58,6 +58,7 @@ enum {
     LOG_PATH_MAX = 256,
     METHOD_MAX = 32,
     ORIGIN_MAX = DS_HTTP_ORIGIN_MAX + 1, /* bytes of a CORS origin, NUL included */
+    TENANT_MAX = 40,                     /* bytes of a logged tenant id, NUL included */
     PIECE_BYTES = 65536,                 /* the most a REQUEST_BODY carries */
     CREDIT_MAX = 1 << 20,                /* credit a streamed request may hold */
 };
@@ -97,6 +98,7 @@ typedef struct pending {
     char request_id[DS_HTTP_REQUEST_ID_MAX + 1];
     char client[PEER_MAX];
     char origin[ORIGIN_MAX]; /* an allowed CORS Origin of the request, or "" */
+    char tenant[TENANT_MAX]; /* the handler's X-Dossier-Tenant (logged, not sent), or "" */
 } pending_t;
 
 /* The streamed body of the request at the tail of a connection's FIFO. */
@@ -302,7 +304,7 @@ static bool no_body_status(uint32_t status)
 
 /* The start of a head: status line, the handler's headers (list) but the reserved ones, then
  * X-Request-Id and, for an allowed Origin, the CORS headers; each line ends in CRLF. */
-static void head_begin(sb_t *b, const pending_t *p, uint32_t status, ds_bytes_t list)
+static void head_begin(sb_t *b, pending_t *p, uint32_t status, ds_bytes_t list)
 {
     char line[128];
     (void)snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", status, reason_phrase(status));
@@ -310,6 +312,10 @@ static void head_begin(sb_t *b, const pending_t *p, uint32_t status, ds_bytes_t 
     size_t pos = 0;
     ds_http_header_t h;
     while (ds_http_header_next(list, &pos, &h) == 1) {
+        if (h.name_len == 16 && strncasecmp(h.name, "x-dossier-tenant", 16) == 0) {
+            (void)snprintf(p->tenant, sizeof(p->tenant), "%.*s", (int)h.value_len, h.value);
+            continue;
+        }
         if (reserved_header(&h)) {
             continue;
         }
@@ -632,7 +638,8 @@ static void access_log(const conn_t *c, const pending_t *p)
     ds_log_info("http request", DS_LOG_STR("method", p->method), DS_LOG_STR("path", p->path),
                 DS_LOG_U64("status", p->status), DS_LOG_U64("bytes", p->body_len),
                 DS_LOG_U64("duration_us", us), DS_LOG_STR("request_id", p->request_id),
-                DS_LOG_STR("peer", p->client), DS_LOG_STR("socket_peer", c->peer), DS_LOG_END);
+                DS_LOG_STR("tenant", p->tenant), DS_LOG_STR("peer", p->client),
+                DS_LOG_STR("socket_peer", c->peer), DS_LOG_END);
 }
 
 static void pending_free(pending_t *p)

@@ -63,7 +63,8 @@
  * IP (the socket peer): an excess connection is closed at once.
  *
  * Access log: one info line "http request" per answered request (method, path, status, bytes,
- * duration_us, request_id, peer).
+ * duration_us, request_id, tenant, peer, socket_peer). tenant is the value of the handler's
+ * X-Dossier-Tenant response header, which is logged and never sent ("" without one).
  *
  * Threads. ds_http_server_new() runs on the thread that created the loop, before
  * ds_loop_start() (it binds and listens, so errors come back synchronously). After that the
