@@ -23,6 +23,7 @@
 #include "actors/heartbeat.h"
 #include "actors/identity/signing.h"
 #include "actors/storage.h"
+#include "config/config.h"
 #include "runtime/clock.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
@@ -321,6 +322,37 @@ static int64_t serve_schema_version(void)
 /* The HTTP API on a loop thread of its own, answered by the gateway actor, which hands /v1
  * requests to the tenants' session actors (env: their shared environment, filled here and
  * kept by the caller until the loop is freed). 0, or an error already logged. */
+_Static_assert(DS_CONFIG_CORS_ORIGINS_MAX == DS_HTTP_CORS_ORIGINS_MAX &&
+                   DS_CONFIG_ORIGIN_MAX == DS_HTTP_ORIGIN_MAX &&
+                   DS_CONFIG_TRUSTED_PROXIES_MAX == DS_HTTP_TRUSTED_PROXIES_MAX,
+               "the config's list bounds are the gateway's");
+
+/* The gateway's settings from the config's http section (config/dossier.yaml; the loader
+ * checked every range). The lists point into cfg; the server copies them. */
+static void serve_http_settings(const ds_config_t *cfg, ds_http_config_t *hc)
+{
+    hc->limits = (ds_http_limits_t){
+        .max_header_bytes = cfg->http.limits.max_header_bytes,
+        .max_headers = cfg->http.limits.max_headers,
+        .max_url = cfg->http.limits.max_url,
+        .max_body = cfg->http.limits.max_body,
+        .stream_threshold = cfg->http.limits.stream_threshold,
+    };
+    hc->header_timeout_ms = cfg->http.header_timeout_ms;
+    hc->idle_timeout_ms = cfg->http.idle_timeout_ms;
+    hc->handler_timeout_ms = cfg->http.handler_timeout_ms;
+    hc->max_connections = cfg->http.max_connections;
+    hc->max_connections_ip = cfg->http.max_connections_ip;
+    hc->max_pipeline = cfg->http.max_pipeline;
+    hc->max_output_bytes = cfg->http.max_output_bytes;
+    hc->retry_after_s = cfg->http.retry_after_s;
+    hc->stream_window = cfg->http.stream_window;
+    hc->trusted_proxies = (const char *const *)cfg->http.trusted_proxies.items;
+    hc->ntrusted_proxies = cfg->http.trusted_proxies.count;
+    hc->cors_origins = (const char *const *)cfg->http.cors_origins.items;
+    hc->ncors_origins = cfg->http.cors_origins.count;
+}
+
 static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t *o,
                             const ds_storage_t *st, ds_api_env_t *env, ds_loop_t **loopp)
 {
@@ -344,6 +376,7 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
     ds_http_server_t *srv = NULL;
     if (rc == 0) {
         ds_http_config_t hc = {.host = host, .port = port, .handler = gateway};
+        serve_http_settings(app->cfg, &hc);
         rc = ds_http_server_new(*loopp, &hc, &srv);
     }
     if (rc == 0) {

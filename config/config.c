@@ -114,17 +114,23 @@ int ds_config_dump(const ds_config_t *cfg, unsigned flags, FILE *out)
         return -EIO;
     }
     for (int i = 0; i < DS__NCFG; i++) {
+        /* The table lists each section before its keys, and a nested section (http.limits)
+         * after its parent's own keys, so indenting by depth gives valid YAML. */
         const ds__field_t *f = &ds__cfg_fields[i];
+        const char *name = strrchr(f->name, '.');
+        name = name != NULL ? name + 1 : f->name;
+        int indent = 0;
+        for (const char *p = f->name; *p != '\0'; p++) {
+            indent += *p == '.' ? 2 : 0;
+        }
         int rc;
         if (f->type == DS__K_SECTION) {
-            rc = fprintf(out, "%s:\n", f->name) < 0 ? -EIO : 0;
+            rc = fprintf(out, "%*s%s:\n", indent, "", name) < 0 ? -EIO : 0;
             if (rc == 0 && strcmp(f->name, "plans") == 0) {
                 rc = dump_plans(cfg, out);
             }
         } else {
-            const char *dot = strchr(f->name, '.');
-            rc = dump_field(cfg, f, dot != NULL ? dot + 1 : f->name, dot != NULL ? 2 : 0, flags,
-                            out);
+            rc = dump_field(cfg, f, name, indent, flags, out);
         }
         if (rc < 0) {
             return rc;

@@ -10,20 +10,23 @@
  *      DOSSIER_DATABASE__POOL_SIZE=16, DOSSIER_PLANS__STANDARD__SCHEDULER_WEIGHT=2.
  * docs/config.md lists every key with its type, range and default.
  *
- * Strictness: an unknown key, a value of the wrong type or out of range, a duplicate key, a
- * YAML sequence, alias or tag, or a DOSSIER_* variable that names no key is an error, never
- * ignored. The DOSSIER_* variables that are not config keys are listed at DS_CONFIG_ENV_RESERVED.
- * Errors say where (ds_config_error_t): file and 1-based line for the file, the variable's name
- * for the environment.
+ * Strictness: an unknown key, a value of the wrong type or out of range, a duplicate key or
+ * list entry, a YAML sequence where no list is expected, an alias or tag, or a DOSSIER_* variable
+ * that names no key is an error, never ignored. The DOSSIER_* variables that are not config keys
+ * are listed at DS_CONFIG_ENV_RESERVED. Errors say where (ds_config_error_t): file and 1-based line
+ * for the file, the variable's name for the environment.
  *
  * Values: integers are plain decimal scalars (quoted numbers are strings, not integers); `_` may
  * group digits (100_000). Byte sizes (blob.chunk_size, plans.*.bytes_in_flight) also take a
  * KiB, MiB, GiB or TiB suffix (64KiB). Quota keys that allow it take `unlimited`, stored as
  * DS_PLAN_UNLIMITED. Strings are UTF-8 without control characters; an empty value means "derive
- * it" where the key says so.
+ * it" where the key says so. Lists (http.cors_origins, http.trusted_proxies) are YAML
+ * sequences of strings ([] or a block of "- item" lines; a key with no value is the empty list)
+ * or, in the environment, comma-separated (empty: the empty list).
  *
  * Ownership: ds_config_load*() return a ds_config_t the caller frees with ds_config_free(); its
- * strings belong to it (never NULL, "" when unset) and the DSNs are wiped when it is freed.
+ * strings (never NULL, "" when unset) and lists belong to it, and the DSNs are wiped when it is
+ * freed.
  * Threads: nothing here touches global state (the environment comes in as a parameter), so any
  * thread may call any function; a loaded ds_config_t is read-only and may be shared. Loading
  * reads a file: not from an actor. */
@@ -44,9 +47,20 @@
 #define DS_CONFIG_ENV_RESERVED "CONFIG", "LOG_LEVEL", "BIN"
 
 enum {
-    DS_CONFIG_FILE_MAX = 1 << 20, /* bytes of a config file or buffer */
-    DS_CONFIG_STR_MAX = 4095,     /* bytes of a string value */
+    DS_CONFIG_FILE_MAX = 1 << 20,       /* bytes of a config file or buffer */
+    DS_CONFIG_STR_MAX = 4095,           /* bytes of a string value */
+    DS_CONFIG_CORS_ORIGINS_MAX = 64,    /* entries of http.cors_origins */
+    DS_CONFIG_ORIGIN_MAX = 255,         /* bytes of one of them */
+    DS_CONFIG_TRUSTED_PROXIES_MAX = 16, /* entries of http.trusted_proxies */
 };
+
+/* A list of strings (a YAML sequence; a comma-separated environment value): count entries,
+ * each NUL-terminated, in items (NULL when count is 0). A source that sets a list replaces it
+ * whole. Entries are unique. */
+typedef struct ds_config_list {
+    char **items;
+    size_t count;
+} ds_config_list_t;
 
 typedef enum ds_plan_kind {
     DS_PLAN_STANDARD = 0,
@@ -99,6 +113,29 @@ typedef struct ds_config {
     } blob;
     struct {
         char *listen; /* HOST:PORT of the HTTP API (IPv6 as [::1]:8080); port 0 picks one */
+        ds_config_list_t cors_origins;    /* exact origins, scheme://host[:port] in lower case,
+                                             no default port, no path, no wildcard; at most
+                                             DS_CONFIG_CORS_ORIGINS_MAX; none by default */
+        ds_config_list_t trusted_proxies; /* IP literals in canonical form (inet_ntop), whose
+                                             X-Forwarded-For is believed; at most
+                                             DS_CONFIG_TRUSTED_PROXIES_MAX */
+        uint32_t header_timeout_ms;       /* first byte to end of a request head [1, 3600000] */
+        uint32_t idle_timeout_ms;         /* idle keep-alive connection [1, 3600000] */
+        uint32_t handler_timeout_ms;      /* the handler must answer within [1, 3600000] */
+        uint32_t max_connections;         /* open connections in total [1, 65536] */
+        uint32_t max_connections_ip;      /* open connections per client IP [1, 65536] */
+        uint32_t max_pipeline;            /* unanswered requests per connection [1, 1024] */
+        uint32_t max_output_bytes;        /* unsent bytes per connection [4 KiB, 1 GiB] */
+        uint32_t retry_after_s;           /* Retry-After of the gateway's 503 [1, 3600] */
+        uint32_t stream_window;           /* unacknowledged streamed pieces [1, 1024] */
+        struct {
+            uint32_t max_header_bytes; /* request head [1 KiB, 60000] -> 431 */
+            uint32_t max_headers;      /* header lines [8, 1024] -> 431 */
+            uint32_t max_url;          /* request target [256, 8192] -> 414 */
+            uint32_t max_body;         /* decoded body [1, 2^31 - 1] -> 413 */
+            uint32_t stream_threshold; /* longer bodies stream [1 KiB, 16 MiB]; not less than
+                                          max_body (the API reads bodies whole) */
+        } limits;
     } http;
     struct {
         ds_log_level_t level; /* debug, info, warn, error or off */

@@ -3,6 +3,7 @@
  * the defaults file sets every key of these tables. */
 #include "config/keys.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -38,6 +39,7 @@
 #define GIGA    UINT64_C(1000000000)
 #define KIB     UINT64_C(1024)
 #define MIB     (KIB * KIB)
+#define GIB     (MIB * KIB)
 
 const ds__field_t ds__cfg_fields[DS__NCFG] = {
     SECTION("node"),
@@ -59,6 +61,26 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("blob.master_key_file", DS__K_PATH, blob.master_key_file, 0, 0, 0),
     SECTION("http"),
     CFG("http.listen", DS__K_STR, http.listen, 0, 0, 0),
+    CFG("http.cors_origins", DS__K_ORIGINS, http.cors_origins, 0, DS_CONFIG_CORS_ORIGINS_MAX, 0),
+    CFG("http.trusted_proxies", DS__K_ADDRS, http.trusted_proxies, 0, DS_CONFIG_TRUSTED_PROXIES_MAX,
+        0),
+    CFG("http.header_timeout_ms", DS__K_UINT, http.header_timeout_ms, 1, HOUR_MS, 0),
+    CFG("http.idle_timeout_ms", DS__K_UINT, http.idle_timeout_ms, 1, HOUR_MS, 0),
+    CFG("http.handler_timeout_ms", DS__K_UINT, http.handler_timeout_ms, 1, HOUR_MS, 0),
+    CFG("http.max_connections", DS__K_UINT, http.max_connections, 1, 65536, 0),
+    CFG("http.max_connections_ip", DS__K_UINT, http.max_connections_ip, 1, 65536, 0),
+    CFG("http.max_pipeline", DS__K_UINT, http.max_pipeline, 1, 1024, 0),
+    CFG("http.max_output_bytes", DS__K_BYTES, http.max_output_bytes, 4 * KIB, GIB, 0),
+    CFG("http.retry_after_s", DS__K_UINT, http.retry_after_s, 1, 3600, 0),
+    CFG("http.stream_window", DS__K_UINT, http.stream_window, 1, 1024, 0),
+    /* The ceilings are transports/http/reader.h's (DS_HTTP_*_MAX); test_config checks them. */
+    SECTION("http.limits"),
+    CFG("http.limits.max_header_bytes", DS__K_BYTES, http.limits.max_header_bytes, KIB, 60000, 0),
+    CFG("http.limits.max_headers", DS__K_UINT, http.limits.max_headers, 8, 1024, 0),
+    CFG("http.limits.max_url", DS__K_UINT, http.limits.max_url, 256, 8192, 0),
+    CFG("http.limits.max_body", DS__K_BYTES, http.limits.max_body, 1, INT32_MAX, 0),
+    CFG("http.limits.stream_threshold", DS__K_BYTES, http.limits.stream_threshold, KIB, 16 * MIB,
+        0),
     SECTION("log"),
     CFG("log.level", DS__K_LOGLEVEL, log.level, 0, 0, 0),
     SECTION("audit"),
@@ -455,6 +477,257 @@ static int set_string(void *member, const ds__field_t *f, const char *text, size
     return 0;
 }
 
+/* ---- lists ------------------------------------------------------------------------------- */
+
+bool ds__is_list(ds__ktype_t type)
+{
+    return type == DS__K_ORIGINS || type == DS__K_ADDRS;
+}
+
+static ds_config_list_t *list_at(void *base, const ds__field_t *f)
+{
+    return (ds_config_list_t *)(void *)((char *)base + f->offset);
+}
+
+void ds__list_free(ds_config_list_t *list)
+{
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i]);
+    }
+    free(list->items);
+    *list = (ds_config_list_t){.items = NULL};
+}
+
+void ds__list_clear(void *base, const ds__field_t *f)
+{
+    ds__list_free(list_at(base, f));
+}
+
+static bool in_set(char c, const char *set)
+{
+    return c != '\0' && strchr(set, c) != NULL;
+}
+
+/* Every byte of s[0..n) is in set (n > 0). */
+static bool all_in(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!in_set(s[i], set)) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+#define LOWER_DIGITS "abcdefghijklmnopqrstuvwxyz0123456789"
+
+/* A host of an origin as browsers serialise it: a lower-case DNS name (IDNs in punycode) or
+ * an IPv6 literal in brackets. IPv4 literals pass as names. */
+static bool origin_host_ok(const char *s, size_t n)
+{
+    if (n < 2 || s[0] != '[') {
+        return all_in(s, n, LOWER_DIGITS ".-") && s[0] != '.' && s[0] != '-';
+    }
+    char ip[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    if (s[n - 1] != ']' || n - 2 >= sizeof(ip) || !all_in(s + 1, n - 2, "0123456789abcdef:.")) {
+        return false;
+    }
+    memcpy(ip, s + 1, n - 2);
+    ip[n - 2] = '\0';
+    return inet_pton(AF_INET6, ip, bin) == 1;
+}
+
+/* The port of an origin (the digits after ':'), 1..65535 without leading zeros: the value, or
+ * 0 if it is not one. */
+static unsigned origin_port(const char *s, size_t n)
+{
+    if (n == 0 || n > 5 || s[0] == '0' || !all_in(s, n, "0123456789")) {
+        return 0;
+    }
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    return v <= 65535 ? v : 0;
+}
+
+/* An origin as a browser sends it in Origin (RFC 6454 section 6.1): scheme "://" host
+ * [":" port], lower case, no path, and no port when it is the scheme's default, since a
+ * browser would leave it out and the entry would never match. */
+static int origin_check(const char *s, size_t len, char *msg, size_t msgsize)
+{
+    char ex[48];
+    const char *end = s + len;
+    const char *colon = memchr(s, ':', len);
+    if (memchr(s, '*', len) != NULL) {
+        ds__fmt(msg, msgsize, "wildcards are not supported, list each origin (got \"%s\")",
+                excerpt(s, len, ex, sizeof(ex)));
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z') {
+            ds__fmt(msg, msgsize, "must be lower case, as browsers send it (got \"%s\")",
+                    excerpt(s, len, ex, sizeof(ex)));
+            return -EINVAL;
+        }
+    }
+    bool ok = colon != NULL && end - colon >= 3 && memcmp(colon, "://", 3) == 0 &&
+              all_in(s, (size_t)(colon - s), LOWER_DIGITS "+.-") && s[0] >= 'a' && s[0] <= 'z';
+    const char *host = ok ? colon + 3 : end;
+    const char *hend = host;
+    if (ok && host < end && host[0] == '[') {
+        const char *rb = memchr(host, ']', (size_t)(end - host));
+        hend = rb != NULL ? rb + 1 : end;
+    }
+    while (hend < end && *hend != ':') {
+        hend++;
+    }
+    ok = ok && origin_host_ok(host, (size_t)(hend - host));
+    unsigned port = 0;
+    if (ok && hend < end) {
+        port = origin_port(hend + 1, (size_t)(end - hend - 1));
+        ok = port != 0;
+    }
+    if (!ok) {
+        ds__fmt(msg, msgsize,
+                "expected an origin, scheme://host[:port] without a path "
+                "(https://app.example.com), got \"%s\"",
+                excerpt(s, len, ex, sizeof(ex)));
+        return -EINVAL;
+    }
+    size_t slen = (size_t)(colon - s);
+    if ((port == 443 && slen == 5 && memcmp(s, "https", 5) == 0) ||
+        (port == 80 && slen == 4 && memcmp(s, "http", 4) == 0)) {
+        ds__fmt(msg, msgsize, "must leave out the default port %u, as browsers do", port);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* An IP literal, canonicalised as the gateway prints a socket peer (inet_ntop), into out. */
+static int addr_canon(const char *s, size_t len, char out[INET6_ADDRSTRLEN], char *msg,
+                      size_t msgsize)
+{
+    char ip[INET6_ADDRSTRLEN];
+    unsigned char bin[16];
+    if (len < sizeof(ip)) {
+        memcpy(ip, s, len);
+        ip[len] = '\0';
+        if (inet_pton(AF_INET, ip, bin) == 1 &&
+            inet_ntop(AF_INET, bin, out, INET6_ADDRSTRLEN) != NULL) {
+            return 0;
+        }
+        if (inet_pton(AF_INET6, ip, bin) == 1 &&
+            inet_ntop(AF_INET6, bin, out, INET6_ADDRSTRLEN) != NULL) {
+            return 0;
+        }
+    }
+    char ex[48];
+    if (memchr(s, '/', len) != NULL) {
+        ds__fmt(msg, msgsize, "address ranges are not supported, list each proxy (got \"%s\")",
+                excerpt(s, len, ex, sizeof(ex)));
+    } else {
+        ds__fmt(msg, msgsize, "expected an IP address (192.0.2.1, 2001:db8::1), got \"%s\"",
+                excerpt(s, len, ex, sizeof(ex)));
+    }
+    return -EINVAL;
+}
+
+static int list_push(ds_config_list_t *list, const ds__field_t *f, const char *text, size_t len,
+                     bool plain, char *msg, size_t msgsize)
+{
+    if (plain && ds__is_null(text, len)) {
+        len = 0;
+    }
+    if (len == 0) {
+        ds__fmt(msg, msgsize, "has an empty entry");
+        return -EINVAL;
+    }
+    int rc = check_text(text, len, msg, msgsize);
+    char canon[INET6_ADDRSTRLEN];
+    if (rc == 0 && f->type == DS__K_ADDRS) {
+        rc = addr_canon(text, len, canon, msg, msgsize);
+        text = canon;
+        len = strlen(canon);
+    } else if (rc == 0) {
+        if (len > DS_CONFIG_ORIGIN_MAX) {
+            ds__fmt(msg, msgsize, "has an origin longer than %d bytes", DS_CONFIG_ORIGIN_MAX);
+            return -ERANGE;
+        }
+        rc = origin_check(text, len, msg, msgsize);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < list->count; i++) {
+        if (strlen(list->items[i]) == len && memcmp(list->items[i], text, len) == 0) {
+            ds__fmt(msg, msgsize, "lists \"%s\" twice", list->items[i]);
+            return -EINVAL;
+        }
+    }
+    if (list->count >= f->max) {
+        ds__fmt(msg, msgsize, "must have at most %" PRIu64 " entries", f->max);
+        return -ERANGE;
+    }
+    list->items = ds_xrealloc(list->items, (list->count + 1) * sizeof(char *));
+    char *copy = ds_xmalloc(len + 1);
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    list->items[list->count++] = copy;
+    return 0;
+}
+
+int ds__list_add(void *base, const ds__field_t *f, const char *text, size_t len, bool plain,
+                 char *msg, size_t msgsize)
+{
+    return list_push(list_at(base, f), f, text, len, plain, msg, msgsize);
+}
+
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* The comma-separated entries of text replace the list (an environment value). */
+static int set_list(void *base, const ds__field_t *f, const char *text, size_t len, char *msg,
+                    size_t msgsize)
+{
+    ds_config_list_t tmp = {.items = NULL};
+    size_t a = 0;
+    size_t z = len;
+    while (a < z && blank(text[a])) {
+        a++;
+    }
+    while (z > a && blank(text[z - 1])) {
+        z--;
+    }
+    int rc = 0;
+    size_t start = a;
+    for (size_t i = a; a < z && i <= z && rc == 0; i++) {
+        if (i < z && text[i] != ',') {
+            continue;
+        }
+        size_t b = start;
+        size_t e = i;
+        while (b < e && blank(text[b])) {
+            b++;
+        }
+        while (e > b && blank(text[e - 1])) {
+            e--;
+        }
+        rc = list_push(&tmp, f, text + b, e - b, false, msg, msgsize);
+        start = i + 1;
+    }
+    if (rc < 0) {
+        ds__list_free(&tmp);
+        return rc;
+    }
+    ds__list_free(list_at(base, f));
+    *list_at(base, f) = tmp;
+    return 0;
+}
+
 int ds__field_set(void *base, const ds__field_t *f, const char *text, size_t len, bool plain,
                   char *msg, size_t msgsize)
 {
@@ -469,6 +742,9 @@ int ds__field_set(void *base, const ds__field_t *f, const char *text, size_t len
         return set_string(member, f, text, len, plain, msg, msgsize);
     case DS__K_LOGLEVEL:
         return set_level(member, text, len, msg, msgsize);
+    case DS__K_ORIGINS:
+    case DS__K_ADDRS:
+        return set_list(base, f, text, len, msg, msgsize);
     case DS__K_SECTION:
         break;
     }
@@ -490,6 +766,21 @@ static int put_quoted(const char *s, FILE *out)
         }
     }
     return fputc('"', out) == EOF ? -EIO : 0;
+}
+
+/* A flow sequence of double-quoted strings: [] or ["a", "b"]. */
+static int write_list(const void *member, FILE *out)
+{
+    const ds_config_list_t *list = member;
+    if (fputc('[', out) == EOF) {
+        return -EIO;
+    }
+    for (size_t i = 0; i < list->count; i++) {
+        if ((i > 0 && fputs(", ", out) == EOF) || put_quoted(list->items[i], out) < 0) {
+            return -EIO;
+        }
+    }
+    return fputc(']', out) == EOF ? -EIO : 0;
 }
 
 int ds__field_write(const void *base, const ds__field_t *f, FILE *out)
@@ -517,6 +808,9 @@ int ds__field_write(const void *base, const ds__field_t *f, FILE *out)
         const char *name = (unsigned)level <= DS_LOG_OFF ? level_names[level] : "info";
         return fprintf(out, "%s", name) < 0 ? -EIO : 0;
     }
+    case DS__K_ORIGINS:
+    case DS__K_ADDRS:
+        return write_list(member, out);
     case DS__K_SECTION:
         break;
     }

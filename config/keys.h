@@ -24,6 +24,8 @@ typedef enum ds__ktype {
     DS__K_PATH,        /* "" or an absolute path */
     DS__K_REGION,      /* [a-z0-9-]{1,32}, no '-' at either end */
     DS__K_LOGLEVEL,    /* a ds_log_level_t by name */
+    DS__K_ORIGINS,     /* a ds_config_list_t of CORS origins; max = entries */
+    DS__K_ADDRS,       /* a ds_config_list_t of IP literals (canonical); max = entries */
 } ds__ktype_t;
 
 enum {
@@ -44,7 +46,7 @@ typedef struct ds__field {
 } ds__field_t;
 
 enum {
-    DS__NCFG = 24,         /* entries of the top table */
+    DS__NCFG = 41,         /* entries of the top table */
     DS__NPLAN_FIELDS = 14, /* fields of ds_plan_t */
     DS__NKEYS = DS__NCFG + DS_PLAN_COUNT + DS_PLAN_COUNT * DS__NPLAN_FIELDS,
     DS__PATH_MAX = 160, /* bytes of a key path, NUL included */
@@ -75,12 +77,29 @@ void ds__key_by_id(int id, ds__key_t *out);
  * the member at base + f->offset. plain: the text was a plain (unquoted) scalar; integers
  * must be. 0; -EINVAL (not of the type) or -ERANGE (out of range) with msg set, the member
  * unchanged. A string member is replaced by a new malloc()ed copy, the old one freed (wiped if
- * secret). */
+ * secret). A list member is replaced by the comma-separated entries of text (blanks around an
+ * entry are dropped; "" is the empty list), each checked as by ds__list_add(). */
 int ds__field_set(void *base, const ds__field_t *f, const char *text, size_t len, bool plain,
                   char *msg, size_t msgsize);
 
-/* Writes the member's value as a YAML scalar (integers plain, strings double-quoted). 0, or -EIO
- * if writing failed. */
+/* True for the list types (DS__K_ORIGINS, DS__K_ADDRS): a ds_config_list_t member. */
+bool ds__is_list(ds__ktype_t type);
+
+/* Empties the list member at base + f->offset (a YAML source that sets it starts over). */
+void ds__list_clear(void *base, const ds__field_t *f);
+
+/* Appends one entry (text, len bytes; plain as for ds__field_set(), a plain null is refused as
+ * empty) to the list member at base + f->offset, checked and canonicalised for f's type.
+ * 0; -EINVAL (not an entry of the type, a duplicate) or -ERANGE (too long, one entry more
+ * than f->max) with msg set, the list unchanged. */
+int ds__list_add(void *base, const ds__field_t *f, const char *text, size_t len, bool plain,
+                 char *msg, size_t msgsize);
+
+/* Frees the entries of *list and empties it. */
+void ds__list_free(ds_config_list_t *list);
+
+/* Writes the member's value as YAML (integers plain, strings double-quoted, lists as a flow
+ * sequence of double-quoted strings). 0, or -EIO if writing failed. */
 int ds__field_write(const void *base, const ds__field_t *f, FILE *out);
 
 /* True for the text of a YAML null plain scalar: "", "~", "null", "Null", "NULL". */

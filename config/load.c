@@ -52,11 +52,13 @@ typedef struct loader {
     origin_t origin[DS__NKEYS];
 } loader_t;
 
-/* One mapping being read: the root (id -1) or a section; the key whose value comes next. */
+/* One mapping being read: the root (id -1) or a section; the key whose value comes next, and
+ * whether that value is a list being read (its entries are the scalars until its end). */
 typedef struct frame {
     int id;
     char path[DS__PATH_MAX];
     bool have_key;
+    bool in_list;
     ds__key_t key;
     char key_path[DS__PATH_MAX];
 } frame_t;
@@ -100,6 +102,10 @@ static const char *type_desc(ds__ktype_t type)
         return "a size in bytes";
     case DS__K_LOGLEVEL:
         return "a log level";
+    case DS__K_ORIGINS:
+        return "a list of origins";
+    case DS__K_ADDRS:
+        return "a list of IP addresses";
     case DS__K_STR:
     case DS__K_PATH:
     case DS__K_REGION:
@@ -172,6 +178,10 @@ static int on_mapping(loader_t *ld, walk_t *w, const yaml_event_t *ev)
     if (!top->have_key) {
         return FAIL(ld, -EINVAL, ld->src, line, top->path, "a key must be a plain name");
     }
+    if (top->in_list) {
+        return FAIL(ld, -EINVAL, ld->src, line, top->key_path,
+                    "expected a string entry, got a mapping");
+    }
     if (top->key.type != DS__K_SECTION || w->depth == MAX_FRAMES) {
         return FAIL(ld, -EINVAL, ld->src, line, top->key_path, "expected %s, got a mapping",
                     type_desc(top->key.type));
@@ -234,20 +244,59 @@ static int on_scalar(loader_t *ld, walk_t *w, const yaml_event_t *ev)
     if (!top->have_key) {
         return on_key(ld, top, text, len, line);
     }
+    char msg[sizeof(ld->err->message)];
+    void *base = (char *)ld->cfg + top->key.base;
+    if (top->in_list) {
+        if (ds__list_add(base, top->key.field, text, len, plain, msg, sizeof(msg)) < 0) {
+            return FAIL(ld, -EINVAL, ld->src, line, top->key_path, "%s", msg);
+        }
+        return 0;
+    }
     top->have_key = false;
+    if (ds__is_list(top->key.type)) {
+        if (!plain || !ds__is_null(text, len)) {
+            return FAIL(ld, -EINVAL, ld->src, line, top->key_path,
+                        "expected %s, got a single value (write [\"...\"])",
+                        type_desc(top->key.type));
+        }
+        ds__list_clear(base, top->key.field); /* "cors_origins:" with nothing: none */
+        ld->origin[top->key.id] = (origin_t){.src = ld->src, .line = line};
+        return 0;
+    }
     if (top->key.type == DS__K_SECTION) {
         if (plain && ds__is_null(text, len)) {
             return 0; /* "database:" with nothing under it */
         }
         return FAIL(ld, -EINVAL, ld->src, line, top->key_path, "expected a mapping of keys");
     }
-    char msg[sizeof(ld->err->message)];
-    int rc = ds__field_set((char *)ld->cfg + top->key.base, top->key.field, text, len, plain, msg,
-                           sizeof(msg));
+    int rc = ds__field_set(base, top->key.field, text, len, plain, msg, sizeof(msg));
     if (rc < 0) {
         return FAIL(ld, -EINVAL, ld->src, line, top->key_path, "%s", msg);
     }
     ld->origin[top->key.id] = (origin_t){.src = ld->src, .line = line};
+    return 0;
+}
+
+/* A sequence: the value of a list key (read entry by entry), else an error. */
+static int on_sequence(loader_t *ld, walk_t *w, unsigned line)
+{
+    frame_t *top = w->depth > 0 ? &w->frames[w->depth - 1] : NULL;
+    if (top == NULL || !top->have_key) {
+        return FAIL(ld, -EINVAL, ld->src, line, walk_path(w),
+                    "expected a mapping of keys, got a sequence");
+    }
+    if (top->in_list) {
+        return FAIL(ld, -EINVAL, ld->src, line, top->key_path,
+                    "expected a string entry, got a sequence");
+    }
+    if (!ds__is_list(top->key.type)) {
+        return FAIL(ld, -EINVAL, ld->src, line, top->key_path, "expected %s, got a sequence",
+                    type_desc(top->key.type));
+    }
+    /* The source's list replaces the one before it, whole. */
+    ds__list_clear((char *)ld->cfg + top->key.base, top->key.field);
+    ld->origin[top->key.id] = (origin_t){.src = ld->src, .line = line};
+    top->in_list = true;
     return 0;
 }
 
@@ -279,12 +328,15 @@ static int on_event(loader_t *ld, walk_t *w, const yaml_event_t *ev)
         return 0;
     case YAML_ALIAS_EVENT:
         return FAIL(ld, -EINVAL, ld->src, line, walk_path(w), "YAML aliases are not supported");
-    case YAML_SEQUENCE_START_EVENT: {
-        const frame_t *top = w->depth > 0 ? &w->frames[w->depth - 1] : NULL;
-        const char *want =
-            top != NULL && top->have_key ? type_desc(top->key.type) : "a mapping of keys";
-        return FAIL(ld, -EINVAL, ld->src, line, walk_path(w), "expected %s, got a sequence", want);
-    }
+    case YAML_SEQUENCE_START_EVENT:
+        return on_sequence(ld, w, line);
+    case YAML_SEQUENCE_END_EVENT:
+        /* Only a list's sequence gets this far (on_sequence() refuses the others). */
+        if (w->depth > 0) {
+            w->frames[w->depth - 1].in_list = false;
+            w->frames[w->depth - 1].have_key = false;
+        }
+        return 0;
     case YAML_MAPPING_START_EVENT:
         return on_mapping(ld, w, ev);
     case YAML_MAPPING_END_EVENT:
@@ -298,7 +350,6 @@ static int on_event(loader_t *ld, walk_t *w, const yaml_event_t *ev)
     case YAML_NO_EVENT:
     case YAML_STREAM_START_EVENT:
     case YAML_DOCUMENT_END_EVENT:
-    case YAML_SEQUENCE_END_EVENT:
         break;
     }
     return 0;
@@ -478,6 +529,19 @@ static int check_across(loader_t *ld)
         return BLAME(ld, min_id, "must not exceed database.reconnect_max_ms (%u)",
                      cfg->database.reconnect_max_ms);
     }
+    if (cfg->http.limits.stream_threshold < cfg->http.limits.max_body) {
+        /* The API reads request bodies whole (actors/gateway.c takes no streamed request). */
+        int body_id = key_id("http.limits.max_body");
+        int stream_id = key_id("http.limits.stream_threshold");
+        if (ld->origin[stream_id].src == defaults_name) {
+            return BLAME(ld, body_id,
+                         "must not exceed http.limits.stream_threshold (%u): the API reads "
+                         "request bodies whole",
+                         cfg->http.limits.stream_threshold);
+        }
+        return BLAME(ld, stream_id, "must not be less than http.limits.max_body (%u)",
+                     cfg->http.limits.max_body);
+    }
     bool dsn = cfg->database.dsn[0] != '\0';
     bool owner = cfg->database.owner_dsn[0] != '\0';
     if (dsn && !owner) {
@@ -617,6 +681,10 @@ void ds_config_free(ds_config_t **cfgp)
     ds_config_t *cfg = *cfgp;
     for (int i = 0; i < DS__NCFG; i++) {
         const ds__field_t *f = &ds__cfg_fields[i];
+        if (ds__is_list(f->type)) {
+            ds__list_clear(cfg, f);
+            continue;
+        }
         if (f->type != DS__K_STR && f->type != DS__K_PATH && f->type != DS__K_REGION) {
             continue;
         }

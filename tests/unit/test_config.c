@@ -19,6 +19,8 @@
 
 #include "config/config.h"
 #include "config/keys.h"
+#include "transports/http/reader.h"
+#include "transports/http/server.h"
 
 static char tmpdir[] = "/tmp/ds-test-config.XXXXXX";
 static int file_seq;
@@ -132,6 +134,25 @@ static void test_defaults_match_issue(void **state)
     assert_string_equal(cfg->blob.keys_dir, "");
     assert_string_equal(cfg->blob.master_key_file, "");
     assert_int_equal(cfg->log.level, DS_LOG_INFO);
+    /* The gateway's own defaults (transports/http/server.h, reader.h), made explicit. */
+    assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    assert_int_equal(cfg->http.cors_origins.count, 0);
+    assert_null(cfg->http.cors_origins.items);
+    assert_int_equal(cfg->http.trusted_proxies.count, 0);
+    assert_int_equal(cfg->http.header_timeout_ms, 10000);
+    assert_int_equal(cfg->http.idle_timeout_ms, 60000);
+    assert_int_equal(cfg->http.handler_timeout_ms, 30000);
+    assert_int_equal(cfg->http.max_connections, 1024);
+    assert_int_equal(cfg->http.max_connections_ip, 64);
+    assert_int_equal(cfg->http.max_pipeline, 16);
+    assert_int_equal(cfg->http.max_output_bytes, 1u << 20);
+    assert_int_equal(cfg->http.retry_after_s, 1);
+    assert_int_equal(cfg->http.stream_window, 4);
+    assert_int_equal(cfg->http.limits.max_header_bytes, 16384);
+    assert_int_equal(cfg->http.limits.max_headers, 64);
+    assert_int_equal(cfg->http.limits.max_url, 4096);
+    assert_int_equal(cfg->http.limits.max_body, 1u << 20);
+    assert_int_equal(cfg->http.limits.stream_threshold, 1u << 20);
     assert_null(ds_config_plan(cfg, DS_PLAN_COUNT));
     ds_config_free(&cfg);
     assert_null(cfg);
@@ -238,7 +259,27 @@ static void test_key_table(void **state)
         assert_int_equal(ds__key_lookup(path, strlen(path), &key), 0);
         assert_int_equal(key.id, id);
     }
+    /* The http ranges stop at the gateway's ceilings. */
+    static const struct {
+        const char *path;
+        uint64_t max;
+    } ceilings[] = {
+        {"http.limits.max_header_bytes", DS_HTTP_HEADER_BYTES_MAX},
+        {"http.limits.max_headers", DS_HTTP_HEADERS_MAX},
+        {"http.limits.max_url", DS_HTTP_URL_MAX},
+        {"http.limits.max_body", DS_HTTP_STREAM_BODY_MAX},
+        {"http.limits.stream_threshold", DS_HTTP_BODY_MAX},
+        {"http.cors_origins", DS_HTTP_CORS_ORIGINS_MAX},
+        {"http.trusted_proxies", DS_HTTP_TRUSTED_PROXIES_MAX},
+    };
     ds__key_t key;
+    for (size_t i = 0; i < sizeof(ceilings) / sizeof(ceilings[0]); i++) {
+        assert_int_equal(ds__key_lookup(ceilings[i].path, strlen(ceilings[i].path), &key), 0);
+        assert_int_equal(key.field->max, ceilings[i].max);
+    }
+    assert_int_equal(DS_CONFIG_ORIGIN_MAX, DS_HTTP_ORIGIN_MAX);
+    assert_int_equal(ds__key_lookup("http.limits", 11, &key), 0);
+    assert_int_equal(key.type, DS__K_SECTION);
     assert_int_equal(ds__key_lookup("plans.standard.", 15, &key), -ENOENT);
     assert_int_equal(ds__key_lookup("plans.", 6, &key), -ENOENT);
     assert_int_equal(ds__key_lookup("plans", 5, &key), 0);
@@ -562,6 +603,249 @@ static void test_file_errors(void **state)
     free(bad);
 }
 
+/* ---- the http section and lists ---------------------------------------------------------- */
+
+static void expect_list(const ds_config_list_t *l, size_t n, ...)
+{
+    assert_int_equal(l->count, n);
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(l->items[i], va_arg(ap, const char *));
+    }
+    va_end(ap);
+}
+
+static void test_http_keys(void **state)
+{
+    (void)state;
+    ds_config_t *cfg = NULL;
+    ds_config_error_t e;
+    assert_int_equal(load_text("http:\n"
+                               "  cors_origins:\n"
+                               "    - https://app.example.com\n"
+                               "    - \"http://localhost:3000\"\n"
+                               "    - http://[::1]:8080\n"
+                               "    - https://127.0.0.1:8443\n"
+                               "  trusted_proxies: [127.0.0.1, \"::0001\", 2001:DB8:0:0::7]\n"
+                               "  header_timeout_ms: 500\n"
+                               "  max_connections_ip: 2\n"
+                               "  max_output_bytes: 64KiB\n"
+                               "  limits:\n"
+                               "    max_url: 256\n"
+                               "    max_headers: 8\n"
+                               "    max_header_bytes: 2KiB\n"
+                               "    max_body: 1KiB\n"
+                               "    stream_threshold: 1KiB\n",
+                               NULL, &cfg, &e),
+                     0);
+    expect_list(&cfg->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
+                "http://[::1]:8080", "https://127.0.0.1:8443");
+    /* Addresses are stored as the gateway prints a peer, so "::0001" matches "::1". */
+    expect_list(&cfg->http.trusted_proxies, 3, "127.0.0.1", "::1", "2001:db8::7");
+    assert_int_equal(cfg->http.header_timeout_ms, 500);
+    assert_int_equal(cfg->http.max_connections_ip, 2);
+    assert_int_equal(cfg->http.max_connections, 1024);
+    assert_int_equal(cfg->http.max_output_bytes, 65536);
+    assert_int_equal(cfg->http.limits.max_url, 256);
+    assert_int_equal(cfg->http.limits.max_headers, 8);
+    assert_int_equal(cfg->http.limits.max_header_bytes, 2048);
+    assert_int_equal(cfg->http.limits.max_body, 1024);
+    /* dump -> load -> dump keeps the lists. */
+    char *a = dump_str(cfg, 0);
+    assert_non_null(strstr(a, "  trusted_proxies: [\"127.0.0.1\", \"::1\", \"2001:db8::7\"]\n"));
+    assert_non_null(strstr(a, "  limits:\n    max_header_bytes: 2048\n"));
+    ds_config_t *again = NULL;
+    assert_int_equal(ds_config_load_buffer(a, strlen(a), "dump", NULL, &again, &e), 0);
+    char *b = dump_str(again, 0);
+    assert_string_equal(a, b);
+    expect_list(&again->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
+                "http://[::1]:8080", "https://127.0.0.1:8443");
+    free(a);
+    free(b);
+    ds_config_free(&again);
+    ds_config_free(&cfg);
+
+    /* A key with no value, or [], is the empty list; so is an empty variable. */
+    assert_int_equal(load_text("http:\n  cors_origins:\n  trusted_proxies: []\n", NULL, &cfg, &e),
+                     0);
+    expect_list(&cfg->http.cors_origins, 0);
+    expect_list(&cfg->http.trusted_proxies, 0);
+    ds_config_free(&cfg);
+}
+
+static void test_list_env(void **state)
+{
+    (void)state;
+    char *const env[] = {"DOSSIER_HTTP__CORS_ORIGINS= https://b.example ,http://c.example:81",
+                         "DOSSIER_http__trusted_proxies=", "DOSSIER_HTTP__LIMITS__MAX_URL=300",
+                         NULL};
+    ds_config_t *cfg = NULL;
+    ds_config_error_t e;
+    /* The environment's list replaces the file's, whole; an empty value empties it. */
+    assert_int_equal(load_text("http:\n"
+                               "  cors_origins: [https://a.example]\n"
+                               "  trusted_proxies: [10.0.0.1]\n",
+                               env, &cfg, &e),
+                     0);
+    expect_list(&cfg->http.cors_origins, 2, "https://b.example", "http://c.example:81");
+    expect_list(&cfg->http.trusted_proxies, 0);
+    assert_int_equal(cfg->http.limits.max_url, 300);
+    ds_config_free(&cfg);
+
+    char *const one[] = {"DOSSIER_HTTP__TRUSTED_PROXIES=192.0.2.1", NULL};
+    assert_int_equal(ds_config_load(NULL, one, &cfg, &e), 0);
+    expect_list(&cfg->http.trusted_proxies, 1, "192.0.2.1");
+    ds_config_free(&cfg);
+
+    expect_env_error("DOSSIER_HTTP__CORS_ORIGINS=https://a.example,,https://b.example",
+                     "DOSSIER_HTTP__CORS_ORIGINS", "has an empty entry");
+    expect_env_error("DOSSIER_HTTP__CORS_ORIGINS=https://a.example,", "DOSSIER_HTTP__CORS_ORIGINS",
+                     "has an empty entry");
+    expect_env_error("DOSSIER_HTTP__CORS_ORIGINS=*", "DOSSIER_HTTP__CORS_ORIGINS",
+                     "wildcards are not supported");
+    expect_env_error("DOSSIER_HTTP__TRUSTED_PROXIES=192.0.2.1, proxy.local",
+                     "DOSSIER_HTTP__TRUSTED_PROXIES",
+                     "expected an IP address (192.0.2.1, 2001:db8::1), got \"proxy.local\"");
+    expect_env_error("DOSSIER_HTTP__TRUSTED_PROXIES=::1,0:0::1", "DOSSIER_HTTP__TRUSTED_PROXIES",
+                     "lists \"::1\" twice");
+    expect_env_error("DOSSIER_HTTP__LIMITS=1", "DOSSIER_HTTP__LIMITS",
+                     "names the section http.limits");
+    expect_env_error("DOSSIER_HTTP__LIMITS__MAX_BODY=2MiB", "DOSSIER_HTTP__LIMITS__MAX_BODY",
+                     "must not exceed http.limits.stream_threshold (1048576)");
+}
+
+/* n entries "- PREFIX<i>SUFFIX" under http.KEY, as a file's text (free() it). */
+static char *many_entries(const char *key, int n, const char *prefix, const char *suffix)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    (void)fprintf(f, "http:\n  %s:\n", key);
+    for (int i = 0; i < n; i++) {
+        (void)fprintf(f, "    - %s%d%s\n", prefix, i, suffix);
+    }
+    assert_int_equal(fclose(f), 0);
+    return text;
+}
+
+static void test_list_errors(void **state)
+{
+    (void)state;
+    static const char *const co = "http.cors_origins";
+    static const char *const tp = "http.trusted_proxies";
+    expect_error("http:\n  cors_origins:\n    - https://a.example\n    - https://A.example\n", 4,
+                 co, "must be lower case, as browsers send it (got \"https://A.example\")");
+    expect_error("http:\n  cors_origins: [\"https://*.example.com\"]\n", 2, co,
+                 "wildcards are not supported");
+    expect_error("http:\n  cors_origins: [\"*\"]\n", 2, co, "wildcards are not supported");
+    expect_error("http:\n  cors_origins: [https://a.example/]\n", 2, co,
+                 "expected an origin, scheme://host[:port] without a path");
+    static const char *const bad_origins[] = {
+        "null",         "a.example",        "https://",        "https:/a.example",
+        "https://a:0",  "https://a:65536",  "https://a:080",   "https://a:",
+        "1http://a",    "https://[::1",     "https://[zz::1]", "https://a.example/x",
+        "https://.a",   "https://a b",      "https://a?x",     "https://user@a",
+        "https://a:8a", "https://a:123456", "ht_tp://a",       "https://a#x",
+    };
+    for (size_t i = 0; i < sizeof(bad_origins) / sizeof(bad_origins[0]); i++) {
+        char text[200];
+        (void)snprintf(text, sizeof(text), "http:\n  cors_origins:\n    - \"%s\"\n",
+                       bad_origins[i]);
+        expect_error(text, 3, co, "expected an origin");
+    }
+    expect_error("http:\n  cors_origins: [\"https://a.example:443\"]\n", 2, co,
+                 "must leave out the default port 443, as browsers do");
+    expect_error("http:\n  cors_origins: [\"http://a.example:80\"]\n", 2, co,
+                 "must leave out the default port 80");
+    expect_error("http:\n  cors_origins:\n    - https://a.example\n    - https://a.example\n", 4,
+                 co, "lists \"https://a.example\" twice");
+    expect_error("http:\n  cors_origins:\n    - \"\"\n", 3, co, "has an empty entry");
+    expect_error("http:\n  cors_origins:\n    -\n", 3, co, "has an empty entry");
+    expect_error("http:\n  cors_origins: https://a.example\n", 2, co,
+                 "expected a list of origins, got a single value");
+    expect_error("http:\n  cors_origins: \"\"\n", 2, co,
+                 "expected a list of origins, got a single value");
+    expect_error("http:\n  cors_origins: {a: 1}\n", 2, co,
+                 "expected a list of origins, got a mapping");
+    expect_error("http:\n  cors_origins:\n    - {a: 1}\n", 3, co,
+                 "expected a string entry, got a mapping");
+    expect_error("http:\n  cors_origins:\n    - [https://a.example]\n", 3, co,
+                 "expected a string entry, got a sequence");
+    expect_error("http:\n  cors_origins: [&x https://a.example, *x]\n", 2, co,
+                 "YAML aliases are not supported");
+    expect_error("http:\n  cors_origins: [!!str https://a.example]\n", 2, co,
+                 "YAML tags are not supported");
+    expect_error("http:\n  cors_origins: []\n  cors_origins: []\n", 3, co, "duplicate key");
+    expect_error("http:\n  listen: [a]\n", 2, "http.listen", "expected a string, got a sequence");
+    /* 256 bytes: one too many. */
+    char text[400];
+    (void)snprintf(text, sizeof(text), "http:\n  cors_origins: [https://%0244d.example]\n", 0);
+    expect_error(text, 2, co, "has an origin longer than 255 bytes");
+
+    /* 64 entries are fine, the 65th is refused at its line (3 + 64). */
+    char *big = many_entries("cors_origins", 64, "https://h", ".example");
+    ds_config_t *cfg = NULL;
+    ds_config_error_t e;
+    assert_int_equal(load_text(big, NULL, &cfg, &e), 0);
+    assert_int_equal(cfg->http.cors_origins.count, 64);
+    ds_config_free(&cfg);
+    free(big);
+    big = many_entries("cors_origins", 65, "https://h", ".example");
+    expect_error(big, 67, co, "must have at most 64 entries");
+    free(big);
+    big = many_entries("trusted_proxies", 17, "10.0.0.", "");
+    expect_error(big, 19, tp, "must have at most 16 entries");
+    free(big);
+
+    expect_error("http:\n  trusted_proxies: [10.0.0.0/8]\n", 2, tp,
+                 "address ranges are not supported, list each proxy");
+    expect_error("http:\n  trusted_proxies: [proxy.local]\n", 2, tp, "expected an IP address");
+    expect_error("http:\n  trusted_proxies: [\"fe80::1%eth0\"]\n", 2, tp, "expected an IP address");
+    expect_error("http:\n  trusted_proxies: [1.2.3.256]\n", 2, tp, "expected an IP address");
+    expect_error("http:\n  trusted_proxies: [\"a\\tb\"]\n", 2, tp, "control characters");
+    expect_error("http:\n  trusted_proxies:\n    - ::1\n    - 0::1\n", 4, tp,
+                 "lists \"::1\" twice");
+}
+
+static void test_http_ranges(void **state)
+{
+    (void)state;
+    expect_error("http:\n  limits:\n    max_url: 100\n", 3, "http.limits.max_url",
+                 "must be between 256 and 8192");
+    expect_error("http:\n  limits:\n    max_headers: 1025\n", 3, "http.limits.max_headers",
+                 "must be between 8 and 1024");
+    expect_error("http:\n  limits:\n    max_header_bytes: 64KiB\n", 3,
+                 "http.limits.max_header_bytes", "must be between 1024 and 60000");
+    expect_error("http:\n  limits:\n    max_body: 2GiB\n    stream_threshold: 16MiB\n", 3,
+                 "http.limits.max_body", "must be between 1 and 2147483647");
+    expect_error("http:\n  limits:\n    stream_threshold: 32MiB\n", 3,
+                 "http.limits.stream_threshold", "must be between 1024 and 16777216");
+    expect_error("http:\n  header_timeout_ms: 0\n", 2, "http.header_timeout_ms",
+                 "must be between 1 and 3600000");
+    expect_error("http:\n  max_connections: 65537\n", 2, "http.max_connections",
+                 "must be between 1 and 65536");
+    expect_error("http:\n  max_output_bytes: 1KiB\n", 2, "http.max_output_bytes",
+                 "must be between 4096 and 1073741824");
+    expect_error("http:\n  limits: 5\n", 2, "http.limits", "expected a mapping of keys");
+    expect_error("http:\n  limits:\n    max_bodies: 5\n", 3, "http.limits.max_bodies",
+                 "unknown key");
+    /* Bodies are read whole: the threshold may not be under max_body; the key set last is
+     * blamed. */
+    expect_error("http:\n  limits:\n    stream_threshold: 512KiB\n", 3,
+                 "http.limits.stream_threshold",
+                 "must not be less than http.limits.max_body (1048576)");
+    expect_error("http:\n  limits:\n    max_body: 4MiB\n", 3, "http.limits.max_body",
+                 "must not exceed http.limits.stream_threshold (1048576)");
+    ds_config_t *cfg = NULL;
+    ds_config_error_t e;
+    assert_int_equal(
+        load_text("http: {limits: {max_body: 4MiB, stream_threshold: 4MiB}}\n", NULL, &cfg, &e), 0);
+    assert_int_equal(cfg->http.limits.max_body, 4u << 20);
+    ds_config_free(&cfg);
+}
+
 /* ---- plans -------------------------------------------------------------------------------- */
 
 static void test_unlimited(void **state)
@@ -754,6 +1038,10 @@ int main(void)
         cmocka_unit_test(test_bad_yaml),
         cmocka_unit_test(test_checks_across_keys),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_http_keys),
+        cmocka_unit_test(test_list_env),
+        cmocka_unit_test(test_list_errors),
+        cmocka_unit_test(test_http_ranges),
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_plan_kinds),
         cmocka_unit_test(test_plan_override),
