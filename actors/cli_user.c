@@ -168,7 +168,7 @@ static int user_check(const user_args_t *a)
 
 /* Reads the password from standard input, drops one trailing newline (\n or \r\n), checks
  * the policy and hashes it into *hash (malloc'ed). 0, or DS_CLI_FAIL (printed). */
-static int user_read_password(char **hash)
+static int user_read_password(const ds_password_cost_t *cost, char **hash)
 {
     char buf[DS_PASSWORD_MAX_BYTES + 3];
     size_t n = fread(buf, 1, sizeof(buf), stdin);
@@ -187,7 +187,7 @@ static int user_read_password(char **hash)
         rc = DS_CLI_FAIL;
     }
     char out[DS_PASSWORD_ENCODED_MAX];
-    if (rc == DS_CLI_OK && ds_password_hash(buf, n, out) < 0) {
+    if (rc == DS_CLI_OK && ds_password_hash_cost(cost, buf, n, out) < 0) {
         (void)fprintf(stderr, "dossier: could not hash the password\n");
         rc = DS_CLI_FAIL;
     }
@@ -562,7 +562,16 @@ int ds_cli_user(int argc, char **argv)
     }
     char *password = NULL;
     if (rc == DS_CLI_OK && a.password_stdin) {
-        rc = user_read_password(&password);
+        /* The config says what a hash costs (auth.password_*). */
+        ds_app_t app = {0};
+        rc = ds_app_init(&a.app, &app);
+        if (rc == DS_CLI_OK) {
+            ds_password_cost_t cost = {app.cfg->auth.password_memory_kib,
+                                       app.cfg->auth.password_iterations,
+                                       app.cfg->auth.password_lanes};
+            rc = user_read_password(&cost, &password);
+        }
+        ds_app_fini(&app);
     }
     if (rc == DS_CLI_OK) {
         rc = user_connect_run(&a, password);

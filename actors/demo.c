@@ -71,13 +71,14 @@ static int demo_admin(PGconn *conn, const char *tenant_id, const char *hash, cha
     return rc;
 }
 
-int ds_demo_ensure(PGconn *conn, const char *region, FILE *console, bool *created, char **why)
+int ds_demo_ensure(PGconn *conn, const char *region, const ds_password_cost_t *cost, FILE *console,
+                   bool *created, char **why)
 {
     *created = false;
     char password[DS_PASSWORD_GEN_LEN + 1];
     char hash[DS_PASSWORD_ENCODED_MAX];
     if (ds_password_generate(password) < 0 ||
-        ds_password_hash(password, strlen(password), hash) < 0) {
+        ds_password_hash_cost(cost, password, strlen(password), hash) < 0) {
         OPENSSL_cleanse(password, sizeof(password));
         *why = ds_xstrdup("demo tenant: could not hash a password");
         return -EIO;

@@ -9,7 +9,10 @@
 
 #include <libpq-fe.h>
 
+#include "actors/password.h"
+
 /* Creates the demo tenant and its admin unless a tenant `demo` exists, in one transaction
  * (with a control_audit row). On creation prints the login to console. 0 and *created; -EIO
  * (*why: the reason). */
-int ds_demo_ensure(PGconn *conn, const char *region, FILE *console, bool *created, char **why);
+int ds_demo_ensure(PGconn *conn, const char *region, const ds_password_cost_t *cost, FILE *console,
+                   bool *created, char **why);

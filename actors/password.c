@@ -9,17 +9,30 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-int ds_password_hash(const char *password, size_t len, char out[DS_PASSWORD_ENCODED_MAX])
+int ds_password_hash_cost(const ds_password_cost_t *cost, const char *password, size_t len,
+                          char out[DS_PASSWORD_ENCODED_MAX])
 {
+    ds_password_cost_t c = {DS_PASSWORD_M_COST, DS_PASSWORD_T_COST, DS_PASSWORD_LANES};
+    if (cost != NULL) {
+        c = *cost;
+    }
     uint8_t salt[DS_PASSWORD_SALT_LEN];
     if (RAND_bytes(salt, sizeof(salt)) != 1) {
         return -EIO;
     }
-    int rc = argon2id_hash_encoded(DS_PASSWORD_T_COST, DS_PASSWORD_M_COST, DS_PASSWORD_LANES,
-                                   password, len, salt, sizeof(salt), DS_PASSWORD_HASH_LEN, out,
-                                   DS_PASSWORD_ENCODED_MAX);
+    int rc =
+        argon2id_hash_encoded(c.iterations, c.memory_kib, c.lanes, password, len, salt,
+                              sizeof(salt), DS_PASSWORD_HASH_LEN, out, DS_PASSWORD_ENCODED_MAX);
     OPENSSL_cleanse(salt, sizeof(salt));
-    return rc == ARGON2_OK ? 0 : -EIO;
+    if (rc == ARGON2_MEMORY_ALLOCATION_ERROR || rc == ARGON2_OK) {
+        return rc == ARGON2_OK ? 0 : -EIO;
+    }
+    return rc == ARGON2_ENCODING_FAIL ? -EIO : -EINVAL;
+}
+
+int ds_password_hash(const char *password, size_t len, char out[DS_PASSWORD_ENCODED_MAX])
+{
+    return ds_password_hash_cost(NULL, password, len, out);
 }
 
 bool ds_password_verify(const char *encoded, const char *password, size_t len)

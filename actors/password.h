@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum {
     /* OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane. */
@@ -25,9 +26,22 @@ enum {
     DS_PASSWORD_MAX_BYTES = 4 * DS_PASSWORD_MAX_CHARS, /* UTF-8: at most 4 bytes a character */
 };
 
-/* Hashes password (len bytes) with a random salt into out (DS_PASSWORD_ENCODED_MAX bytes):
- * 0, or -EIO if the random source or argon2 failed. */
+/* An argon2id cost (config keys auth.password_*): memory in KiB, passes, lanes. */
+typedef struct ds_password_cost {
+    uint32_t memory_kib;
+    uint32_t iterations;
+    uint32_t lanes;
+} ds_password_cost_t;
+
+/* Hashes password (len bytes) with a random salt into out (DS_PASSWORD_ENCODED_MAX bytes) at
+ * the default cost (DS_PASSWORD_M_COST, _T_COST, _LANES): 0, or -EIO if the random source or
+ * argon2 failed. */
 int ds_password_hash(const char *password, size_t len, char out[DS_PASSWORD_ENCODED_MAX]);
+/* The same at cost (NULL: the default). The encoded hash carries its cost, so verification
+ * needs none and old hashes stay valid when the cost changes. -EINVAL for a cost argon2
+ * refuses. */
+int ds_password_hash_cost(const ds_password_cost_t *cost, const char *password, size_t len,
+                          char out[DS_PASSWORD_ENCODED_MAX]);
 
 /* True if password matches encoded (an argon2id PHC string); false for a malformed one. */
 bool ds_password_verify(const char *encoded, const char *password, size_t len);

@@ -399,7 +399,8 @@ static int serve_ring(const ds_app_t *app, ds_token_ring_t **ring)
     char *why = NULL;
     int rc = ds_config_resolve_paths(app->cfg, app->data_dir, &paths);
     if (rc == 0) {
-        rc = ds_signing_load(paths.keys_dir, "dossier", DS_TOKEN_TTL_DEFAULT, ring, &why);
+        rc = ds_signing_load(paths.keys_dir, "dossier", app->cfg->auth.access_token_ttl_s, ring,
+                             &why);
     }
     if (rc < 0) {
         ds_log_error("could not load the token signing keys",
@@ -537,8 +538,8 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     ds_loop_t *http_loop = NULL;
     ds_token_ring_t *ring = NULL;
     ds_api_env_t env = {.cfg = app->cfg,
-                        .refresh_ttl_s = DS_API_REFRESH_TTL_S,
-                        .session_ttl_s = DS_API_SESSION_TTL_S};
+                        .refresh_ttl_s = app->cfg->auth.refresh_token_ttl_s,
+                        .session_ttl_s = app->cfg->auth.session_ttl_s};
     int started = serve_ring(app, &ring);
     env.ring = ring;
     if (started < 0 || serve_start(rt, o) < 0 ||

@@ -33,7 +33,10 @@ static int storage_schema(const ds_app_t *app, FILE *console, ds_storage_t *st)
     }
     bool created = false;
     if (rc == 0 && ds_db_instance(st->db) != NULL) {
-        rc = ds_demo_ensure(conn, app->cfg->region, console, &created, &why);
+        ds_password_cost_t cost = {app->cfg->auth.password_memory_kib,
+                                   app->cfg->auth.password_iterations,
+                                   app->cfg->auth.password_lanes};
+        rc = ds_demo_ensure(conn, app->cfg->region, &cost, console, &created, &why);
     }
     if (rc == 0) {
         rc = ds_tenants_load(conn, app->cfg, &st->tenants, &why);

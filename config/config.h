@@ -143,6 +143,14 @@ typedef struct ds_config {
     struct {
         uint32_t checkpoint_interval_s; /* between signed audit checkpoints [1, 86400] */
     } audit;
+    struct {
+        uint32_t password_memory_kib; /* argon2id memory cost, KiB [8192, 4194304] */
+        uint32_t password_iterations; /* argon2id passes [1, 16] */
+        uint32_t password_lanes;      /* argon2id parallelism [1, 16] */
+        uint32_t access_token_ttl_s;  /* lifetime of an access token [60, 3600] */
+        uint32_t refresh_token_ttl_s; /* of a refresh token, renewed by each refresh */
+        uint32_t session_ttl_s;       /* of a login session, whatever the refreshes */
+    } auth;
     ds_plan_t plans[DS_PLAN_COUNT]; /* indexed by ds_plan_kind_t */
 } ds_config_t;
 

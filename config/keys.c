@@ -85,6 +85,13 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("log.level", DS__K_LOGLEVEL, log.level, 0, 0, 0),
     SECTION("audit"),
     CFG("audit.checkpoint_interval_s", DS__K_UINT, audit.checkpoint_interval_s, 1, 86400, 0),
+    SECTION("auth"),
+    CFG("auth.password_memory_kib", DS__K_UINT, auth.password_memory_kib, 8192, 4194304, 0),
+    CFG("auth.password_iterations", DS__K_UINT, auth.password_iterations, 1, 16, 0),
+    CFG("auth.password_lanes", DS__K_UINT, auth.password_lanes, 1, 16, 0),
+    CFG("auth.access_token_ttl_s", DS__K_UINT, auth.access_token_ttl_s, 60, 3600, 0),
+    CFG("auth.refresh_token_ttl_s", DS__K_UINT, auth.refresh_token_ttl_s, 300, 31536000, 0),
+    CFG("auth.session_ttl_s", DS__K_UINT, auth.session_ttl_s, 300, 31536000, 0),
     SECTION("plans"),
 };
 

@@ -24,6 +24,7 @@ typedef struct user_change {
     char max_users[24];
     char version[16];
     bool has_version;
+    ds_password_cost_t cost; /* auth.password_* */
 } user_change_t;
 
 static void user_change_free(void *p)
@@ -70,7 +71,7 @@ int api_h_users_get(ds_api_call_t *c)
 static void users_hash(void *arg)
 {
     user_change_t *u = arg;
-    u->hash_rc = ds_password_hash(u->password, u->password_len, u->hash);
+    u->hash_rc = ds_password_hash_cost(&u->cost, u->password, u->password_len, u->hash);
     OPENSSL_cleanse(u->password, sizeof(u->password));
 }
 
@@ -78,6 +79,9 @@ static void users_hash(void *arg)
  * password breaks the policy or roles name no role. */
 static int users_body_common(ds_api_call_t *c, user_change_t *u)
 {
+    const ds_config_t *cfg = c->session->env->cfg;
+    u->cost = (ds_password_cost_t){cfg->auth.password_memory_kib, cfg->auth.password_iterations,
+                                   cfg->auth.password_lanes};
     const char *pw = NULL;
     if (ds_json_get_string(c->body, "password", &pw, &u->password_len)) {
         const char *why = NULL;

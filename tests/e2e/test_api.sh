@@ -98,6 +98,19 @@ if [ "$(header Location)" = "/v1/users/$alice" ] && [ "$(header ETag)" = '"1"' ]
 else
     fail "create headers: $(cat "$api_headers")"
 fi
+hash_of() { printf "BEGIN; SELECT set_config('app.tenant_id', '%s', true); SELECT password_hash FROM dossier.users WHERE email = '%s'; COMMIT;\n" "$tenant_id" "$1" | psql_owner | sed -n '2p'; }
+case "$(hash_of alice@example.com)" in
+'$argon2id$v=19$m=19456,t=2,p=1$'*) pass "passwords are argon2id at the configured cost" ;;
+*) fail "alice's hash: $(hash_of alice@example.com | cut -c1-40)" ;;
+esac
+printf 'another good password 1' | DOSSIER_AUTH__PASSWORD_ITERATIONS=3 DOSSIER_AUTH__PASSWORD_MEMORY_KIB=8192 \
+    "$bin" user create --tenant "$slug" --email carol@example.com --password-stdin >/dev/null
+case "$(hash_of carol@example.com)" in
+'$argon2id$v=19$m=8192,t=3,p=1$'*) pass "the argon2id cost comes from the config (auth.password_*)" ;;
+*) fail "carol's hash: $(hash_of carol@example.com | cut -c1-40)" ;;
+esac
+login "$slug" "carol@example.com" "another good password 1"
+expect 200 "a hash of another cost still verifies"
 ds_api_call POST /v1/users '{"email":"ALICE@example.com","password":"correct horse battery"}'
 expect_problem 409 conflict "an email taken (ignoring case) is 409"
 ds_api_call POST /v1/users '{"email":"bob@example.com","password":"short"}'
@@ -143,8 +156,8 @@ done
 wait "${racers[@]}"
 created=$(cat "$work"/race* | grep -c '^201$' || true)
 active="$(printf "BEGIN; SELECT set_config('app.tenant_id', '%s', true); SELECT count(*) FROM dossier.users WHERE status = 'active'; COMMIT;\n" "$tenant_id" | psql_owner | sed -n '2p')"
-if [ "$active" = 5 ] && [ "$created" = 3 ]; then
-    pass "6 racing creates under max_users=5 (2 users exist) create exactly 3"
+if [ "$active" = 5 ] && [ "$created" = 2 ]; then
+    pass "6 racing creates under max_users=5 (3 users exist) create exactly 2"
 else
     fail "plan limit: $created created, $active active users"
 fi

@@ -164,7 +164,7 @@ static void test_demo_once(void **state)
     assert_non_null(console);
     bool created = false;
     char *why = NULL;
-    assert_int_equal(ds_demo_ensure(c, "local", console, &created, &why), 0);
+    assert_int_equal(ds_demo_ensure(c, "local", NULL, console, &created, &why), 0);
     (void)fflush(console);
     if (created) {
         /* The printed password is the one whose argon2id hash is stored. */
@@ -190,7 +190,7 @@ static void test_demo_once(void **state)
     (void)fclose(console);
     memset(buf, 0, sizeof(buf));
     console = fmemopen(buf, sizeof(buf) - 1, "w");
-    assert_int_equal(ds_demo_ensure(c, "local", console, &created, &why), 0);
+    assert_int_equal(ds_demo_ensure(c, "local", NULL, console, &created, &why), 0);
     (void)fflush(console);
     assert_false(created);
     assert_int_equal(buf[0], '\0');
