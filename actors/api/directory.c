@@ -310,8 +310,38 @@ static int dir_lookup_start(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t)
     return 0;
 }
 
+/* A plan change reaches what the node enforces outside the session: the tenant's runtime group
+ * (weight, mailbox limit, bytes in flight) and its pool limits (connections, statement
+ * timeout). Best effort: a refused update is tried again at the next change. */
+static void dir_plan_changed(const ds_api_dir_t *d, ds_ctx_t *ctx, const dir_tenant_t *t,
+                             const ds_plan_t *old)
+{
+    const ds_plan_t *p = &t->plan;
+    if (t->group != 0 && (p->scheduler_weight != old->scheduler_weight ||
+                          p->mailbox_limit != old->mailbox_limit ||
+                          p->bytes_in_flight != old->bytes_in_flight)) {
+        ds_group_cfg_t g = ds_tenant_group_cfg(p);
+        (void)ds_group_update(ds_ctx_rt(ctx), t->group, &g);
+    }
+    if (p->pool_connections != old->pool_connections ||
+        p->statement_timeout_ms != old->statement_timeout_ms ||
+        p->scheduler_weight != old->scheduler_weight) {
+        ds_pg_tenant_t lim = {
+            .tenant = {.ptr = t->id, .len = (uint32_t)strlen(t->id)},
+            .weight = (uint32_t)p->scheduler_weight,
+            .max_conns = (uint32_t)p->pool_connections,
+            .timeout_ms = (uint32_t)p->statement_timeout_ms,
+        };
+        ds_msg_t *m = NULL;
+        if (ds_pg_tenant_new(&lim, &m) == 0) {
+            (void)ds_send(ctx, d->env->pool, &m);
+        }
+        ds_msg_free(&m);
+    }
+}
+
 /* Applies a lookup's answer to t: 1 found, 0 no such tenant, <0 failed. */
-static int dir_apply(ds_api_dir_t *d, dir_tenant_t *t, const ds_pg_reply_t *r)
+static int dir_apply(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, const ds_pg_reply_t *r)
 {
     if (r->code != 0 || r->nstmts != 2) {
         return r->code != 0 ? r->code : -EPROTO;
@@ -333,7 +363,7 @@ static int dir_apply(ds_api_dir_t *d, dir_tenant_t *t, const ds_pg_reply_t *r)
     (void)snprintf(kind, sizeof(kind), "%.*s", (int)plan->len, plan->ptr);
     ds_plan_kind_t k = DS_PLAN_STANDARD;
     (void)ds_plan_parse_kind(kind, &k);
-    uint64_t max_users = t->plan.max_users;
+    ds_plan_t old = t->plan;
     t->plan = *ds_config_plan(d->env->cfg, k);
     const ds_pg_rows_t *ov = &r->stmts[1];
     for (uint32_t i = 0; i < ov->nrows; i++) {
@@ -347,9 +377,13 @@ static int dir_apply(ds_api_dir_t *d, dir_tenant_t *t, const ds_pg_reply_t *r)
         ds_config_error_t err;
         (void)ds_plan_override(&t->plan, key, value, &err);
     }
-    if (t->plan.max_users != max_users) {
+    if (t->plan.max_users != old.max_users) {
         t->limits_sent = false;
     }
+    if (!t->known) {
+        memset(&old, 0, sizeof(old)); /* first sight: register everything */
+    }
+    dir_plan_changed(d, ctx, t, &old);
     if (new_id && dir_find_id(d, t->id) == NULL) {
         dir_index_id(d, t);
     }
@@ -429,7 +463,7 @@ bool ds_api_dir_reply(ds_api_dir_t *d, ds_ctx_t *ctx, const ds_msg_t *reply)
     ds_pg_reply_t r;
     int found = ds_pg_reply_decode(reply, &r);
     if (found == 0) {
-        found = dir_apply(d, t, &r);
+        found = dir_apply(d, ctx, t, &r);
         ds_pg_reply_fini(&r);
     }
     if (found >= 0 || !t->known) {
