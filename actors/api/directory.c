@@ -317,9 +317,9 @@ static void dir_plan_changed(const ds_api_dir_t *d, ds_ctx_t *ctx, const dir_ten
                              const ds_plan_t *old)
 {
     const ds_plan_t *p = &t->plan;
-    if (t->group != 0 && (p->scheduler_weight != old->scheduler_weight ||
-                          p->mailbox_limit != old->mailbox_limit ||
-                          p->bytes_in_flight != old->bytes_in_flight)) {
+    if (t->group != 0 &&
+        (p->scheduler_weight != old->scheduler_weight || p->mailbox_limit != old->mailbox_limit ||
+         p->bytes_in_flight != old->bytes_in_flight)) {
         ds_group_cfg_t g = ds_tenant_group_cfg(p);
         (void)ds_group_update(ds_ctx_rt(ctx), t->group, &g);
     }
