@@ -150,6 +150,7 @@ typedef struct ds_config {
         uint32_t access_token_ttl_s;  /* lifetime of an access token [60, 3600] */
         uint32_t refresh_token_ttl_s; /* of a refresh token, renewed by each refresh */
         uint32_t session_ttl_s;       /* of a login session, whatever the refreshes */
+        uint32_t anon_rate_per_ip;    /* logins and refreshes per second per client address */
     } auth;
     ds_plan_t plans[DS_PLAN_COUNT]; /* indexed by ds_plan_kind_t */
 } ds_config_t;

@@ -92,6 +92,7 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("auth.access_token_ttl_s", DS__K_UINT, auth.access_token_ttl_s, 60, 3600, 0),
     CFG("auth.refresh_token_ttl_s", DS__K_UINT, auth.refresh_token_ttl_s, 300, 31536000, 0),
     CFG("auth.session_ttl_s", DS__K_UINT, auth.session_ttl_s, 300, 31536000, 0),
+    CFG("auth.anon_rate_per_ip", DS__K_UINT, auth.anon_rate_per_ip, 1, 1000000, 0),
     SECTION("plans"),
 };
 

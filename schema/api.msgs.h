@@ -7,3 +7,6 @@ DS_MSG(WORK_DONE, 1300, work_done, DS_F(U64, call) DS_F(I32, status))
 /* Send, gateway directory to a session actor: the tenant's effective plan changed (an operator
  * set a limit, or the plan): the limits the session enforces itself. UINT64_MAX: unlimited. */
 DS_MSG(LIMITS, 1301, limits, DS_F(U64, max_users))
+/* Timer, to a session actor every few seconds while it has requests in flight: reclaims a
+ * request whose work item never reported back (its WORK_DONE was refused by a full mailbox). */
+DS_MSG0(TICK, 1302, tick)

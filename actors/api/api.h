@@ -57,6 +57,8 @@ typedef struct ds_api_env {
     const ds_config_t *cfg;      /* plans (limits) */
     uint32_t refresh_ttl_s;      /* [DS_API_REFRESH_TTL_S] */
     uint32_t session_ttl_s;      /* [DS_API_SESSION_TTL_S] */
+    const char *dummy_hash;      /* argon2id of a random password at the configured cost: what
+                                    a login with an unknown email verifies (NULL: built-in) */
 } ds_api_env_t;
 
 /* What a session is spawned with (copied). */
@@ -98,9 +100,13 @@ struct ds_api_call {
     ds_json_body_t *body; /* the decoded JSON body, when the route takes one */
     /* in flight */
     ds_api_step_t next;
-    uint64_t corr;   /* the pool ask */
-    bool working;    /* work pool */
-    void *work_item; /* private: the session's */
+    uint64_t corr;            /* the pool ask */
+    bool working;             /* work pool */
+    void *work_item;          /* private: the session's */
+    void *owner;              /* private: the session */
+    const char *account_slot; /* private: the login account this call holds */
+    bool idem_claimed;        /* its Idempotency-Key is claimed (released unless answered 201) */
+    int64_t started_ns;       /* ds_clock_now() when it arrived */
     bool answered;
     /* Idempotency-Key of a create */
     bool idem;

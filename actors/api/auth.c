@@ -18,7 +18,8 @@
 #include "actors/api/session_int.h"
 #include "actors/password.h"
 
-/* Verified when the email matches nothing, so that path costs one argon2id too. */
+/* Verified when the email matches nothing, so that path costs one argon2id too: the node makes
+ * one at its configured cost at start (ds_api_env_t.dummy_hash); this one is the default's. */
 static const char auth_dummy_hash[] =
     "$argon2id$v=19$m=19456,t=2,p=1$ScNmOOZcg46i546phz72aA$hojHaAgbtuhnzQYGuAS2UNzBTiNxFt5uk/"
     "+9q6cnPPc";
@@ -29,6 +30,9 @@ typedef struct login {
     size_t password_len;
     char account_hex[65]; /* SHA-256 of "account:" lower(email) */
     char address_hex[65]; /* SHA-256 of "address:" ip */
+    char pair_hex[65];    /* SHA-256 of "pair:" lower(email) "\n" ip */
+    bool serialized;      /* holds its account's slot in the session (one login at a time) */
+    const char *dummy;    /* the dummy hash at the configured cost */
     char user_id[DS_API_UUID_LEN + 1];
     char hash[DS_PASSWORD_ENCODED_MAX + 1];
     unsigned roles;
@@ -154,25 +158,38 @@ static int login_record(ds_api_call_t *c, login_t *l)
         ds_http_header_t ua = {0};
         char agent[513] = "";
         if (ds_http_header_get(c->req.headers, "user-agent", &ua) == 0) {
-            (void)snprintf(agent, sizeof(agent), "%.*s", (int)ua.value_len, ua.value);
+            size_t n = ua.value_len < sizeof(agent) - 1 ? ua.value_len : sizeof(agent) - 1;
+            for (size_t i = 0; i < n; i++) { /* printable ASCII only: it is stored as text */
+                char ch = ua.value[i];
+                agent[i] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+            }
+            agent[n] = '\0';
         }
-        const char *p[] = {l->user_id, l->account_hex, l->refresh_hex,
-                           refresh_s,  session_s,      c->ip[0] != '\0' ? c->ip : NULL,
+        const char *p[] = {l->user_id,
+                           l->account_hex,
+                           l->pair_hex,
+                           l->refresh_hex,
+                           refresh_s,
+                           session_s,
+                           c->ip[0] != '\0' ? c->ip : NULL,
                            agent};
         if (rc == 0) {
             rc = ds_pg_req_add(r,
                                "SELECT dossier.api_login_succeeded($1::uuid, decode($2, 'hex'),"
-                               " decode($3, 'hex'), $4::integer, $5::integer, $6::inet, $7)",
-                               7, p);
+                               " decode($3, 'hex'), decode($4, 'hex'), $5::integer, $6::integer,"
+                               " $7::inet, $8)",
+                               8, p);
         }
         if (rc == 0) {
             rc = ds_api_audit_stmt(r, c, "success", NULL);
         }
         return rc == 0 ? ds_api_tx(c, &r, login_opened) : (ds_pg_req_free(&r), rc);
     }
-    const char *p[] = {l->account_hex, l->address_hex};
-    rc = ds_pg_req_add(r, "SELECT dossier.api_login_failed(decode($1, 'hex'), decode($2, 'hex'))",
-                       2, p);
+    const char *p[] = {l->account_hex, l->address_hex, l->pair_hex};
+    rc = ds_pg_req_add(r,
+                       "SELECT dossier.api_login_failed(decode($1, 'hex'), decode($2, 'hex'),"
+                       " decode($3, 'hex'))",
+                       3, p);
     if (rc == 0) {
         rc = ds_api_audit_stmt(r, c, "failure",
                                !l->found      ? "{\"reason\":\"unknown_email\"}"
@@ -185,7 +202,7 @@ static int login_record(ds_api_call_t *c, login_t *l)
 static void login_verify(void *arg)
 {
     login_t *l = arg;
-    const char *hash = l->hash[0] != '\0' ? l->hash : auth_dummy_hash;
+    const char *hash = l->hash[0] != '\0' ? l->hash : l->dummy;
     bool ok = ds_password_verify(hash, l->password, l->password_len);
     l->verified = ok && l->hash[0] != '\0';
     OPENSSL_cleanse(l->password, sizeof(l->password));
@@ -263,6 +280,7 @@ int api_h_auth_login(ds_api_call_t *c)
     }
     c->data = l;
     c->data_free = login_free;
+    l->dummy = c->session->env->dummy_hash != NULL ? c->session->env->dummy_hash : auth_dummy_hash;
     const char *email = NULL;
     const char *password = NULL;
     (void)ds_json_get_string(c->body, "email", &email, NULL);
@@ -280,14 +298,31 @@ int api_h_auth_login(ds_api_call_t *c)
     if (rc == 0) {
         rc = auth_sha256_hex("address:", c->ip, l->address_hex);
     }
+    char pair[DS_JSON_EMAIL_MAX + DS_API_IP_MAX + 2];
+    (void)snprintf(pair, sizeof(pair), "%s\n%s", l->email, c->ip);
+    if (rc == 0) {
+        rc = auth_sha256_hex("pair:", pair, l->pair_hex);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    /* One login at a time per account in this tenant: parallel guesses would all read "not
+     * locked" before any failure is counted. */
+    if (!ds_api_session_account_take(c, l->account_hex)) {
+        (void)snprintf(l->retry_after, sizeof(l->retry_after), "1");
+        ds_http_header_t ra = {"Retry-After", 11, l->retry_after, 1};
+        return ds_api_problem_ex(c, 429, "login-throttled",
+                                 "another login for this account is in progress", &ra, 1, NULL);
+    }
+    l->serialized = true;
     ds_pg_req_t *r = ds_pg_req_new();
-    const char *p1[] = {l->account_hex, l->address_hex};
+    const char *p1[] = {l->account_hex, l->address_hex, l->pair_hex};
     const char *p2[] = {l->email};
     if (rc == 0) {
         rc = ds_pg_req_add(r,
-                           "SELECT dossier.api_login_locked(decode($1, 'hex'),"
-                           " decode($2, 'hex'))",
-                           2, p1);
+                           "SELECT dossier.api_login_locked(decode($1, 'hex'), decode($2, 'hex'),"
+                           " decode($3, 'hex'))",
+                           3, p1);
     }
     if (rc == 0) {
         rc = ds_pg_req_add(r,

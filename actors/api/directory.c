@@ -39,7 +39,24 @@ typedef struct dir_tenant {
     size_t nwaiting;
     struct dir_tenant *next_id;
     struct dir_tenant *next_slug;
+    struct dir_tenant *alias; /* the entry of the same tenant found first by its other key */
 } dir_tenant_t;
+
+/* Unauthenticated requests (login, refresh) are paid per client address, not from the
+ * tenant's budget, so a stranger cannot spend a tenant's rate, in a fixed table of buckets by
+ * address hash (a collision shares a
+ * bucket: stricter, never looser). The rate is auth.anon_rate_per_ip per second, bursts of
+ * DIR_ANON_BURST_FACTOR times that. */
+enum {
+    DIR_ANON_SLOTS = 4096,
+    DIR_ANON_BURST_FACTOR = 4,
+};
+
+typedef struct dir_anon {
+    char ip[DS_API_IP_MAX];
+    double tokens;
+    int64_t at_ns;
+} dir_anon_t;
 
 typedef struct dir_lookup {
     uint64_t corr;
@@ -55,6 +72,7 @@ struct ds_api_dir {
     size_t capall;
     dir_lookup_t lookups[DIR_LOOKUPS_MAX];
     size_t nlookups;
+    dir_anon_t *anon; /* DIR_ANON_SLOTS buckets of unauthenticated requests */
 };
 
 static size_t dir_hash(const char *s)
@@ -147,6 +165,7 @@ void ds_api_dir_free(ds_api_dir_t **dp)
         free(d->all[i]);
     }
     free(d->all);
+    free(d->anon);
     free(d);
     *dp = NULL;
 }
@@ -205,6 +224,39 @@ static int dir_rate_limited(ds_ctx_t *ctx, const ds_http_request_t *req, const d
     return rc == DS_ENOACTOR ? 0 : rc;
 }
 
+static bool dir_anon_take(dir_anon_t *slots, double rate, const ds_http_request_t *req, int64_t now,
+                          uint64_t *retry_s)
+{
+    double burst = rate * DIR_ANON_BURST_FACTOR;
+    char ip[DS_API_IP_MAX];
+    (void)snprintf(ip, sizeof(ip), "%.*s", (int)req->peer.len, req->peer.ptr);
+    dir_anon_t *b = &slots[dir_hash(ip) % DIR_ANON_SLOTS];
+    if (strcmp(b->ip, ip) != 0 || b->at_ns == 0) {
+        (void)snprintf(b->ip, sizeof(b->ip), "%s", ip);
+        b->tokens = burst;
+    } else {
+        b->tokens = fmin(burst, b->tokens + rate * (double)(now - b->at_ns) / 1e9);
+    }
+    b->at_ns = now;
+    if (b->tokens >= 1.0) {
+        b->tokens -= 1.0;
+        return true;
+    }
+    *retry_s = (uint64_t)ceil((1.0 - b->tokens) / rate);
+    return false;
+}
+
+/* Whether the request is one of the unauthenticated routes (login, refresh). */
+static bool dir_anonymous(const ds_http_request_t *req)
+{
+    ds_api_match_t m = {0};
+    if (ds_api_route_match(req->method.ptr, req->method.len, req->path.ptr, req->path.len, &m, NULL,
+                           0) != 0) {
+        return false;
+    }
+    return (ds_api_routes[m.route].flags & (DS_API_LOGIN | DS_API_REFRESH)) != 0;
+}
+
 /* --- sessions ------------------------------------------------------------------------------ */
 
 static int dir_session(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t)
@@ -234,7 +286,7 @@ static int dir_forward(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, ds_msg_t
     }
     uint64_t retry_s = 0;
     double cap = 0;
-    if (!dir_take(t, ds_clock_now(), &retry_s, &cap)) {
+    if (!dir_anonymous(req) && !dir_take(t, ds_clock_now(), &retry_s, &cap)) {
         return dir_rate_limited(ctx, req, t, retry_s, cap);
     }
     if (!t->limits_sent && !ds_id_is_nil(t->session)) {
@@ -384,7 +436,16 @@ static int dir_apply(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, const ds_p
         memset(&old, 0, sizeof(old)); /* first sight: register everything */
     }
     dir_plan_changed(d, ctx, t, &old);
-    if (new_id && dir_find_id(d, t->id) == NULL) {
+    dir_tenant_t *other = new_id ? dir_find_id(d, t->id) : NULL;
+    if (other != NULL && other != t) {
+        /* Known by id already (from a token): requests found by slug go there, so the tenant
+         * has one session, one group and one budget. */
+        t->alias = other;
+        other->plan = t->plan;
+        memcpy(other->status, t->status, sizeof(other->status));
+        other->known = true;
+        other->checked_ns = ds_clock_now();
+    } else if (new_id) {
         dir_index_id(d, t);
     }
     if (new_slug && dir_find_slug(d, t->slug) == NULL) {
@@ -409,7 +470,7 @@ static void dir_release(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, int fou
         }
         int rc = 0;
         if (found > 0) {
-            rc = dir_forward(d, ctx, t, &m, &req);
+            rc = dir_forward(d, ctx, t->alias != NULL ? t->alias : t, &m, &req);
         } else if (found == 0) {
             rc = dir_problem(ctx, &req, 404, "not-found", "no such tenant");
         } else {
@@ -570,15 +631,32 @@ static dir_tenant_t *dir_entry(ds_api_dir_t *d, const char *id, const char *slug
 
 int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_http_request_t *req)
 {
-    ds_api_match_t m;
-    if (ds_api_route_match(req->method.ptr, req->method.len, req->path.ptr, req->path.len, &m, NULL,
-                           0) == -ENOENT) {
+    ds_api_match_t m = {0};
+    int mrc = ds_api_route_match(req->method.ptr, req->method.len, req->path.ptr, req->path.len, &m,
+                                 NULL, 0);
+    if (mrc == -ENOENT) {
         return dir_problem(ctx, req, 404, "not-found", "no such resource");
     }
     /* A path known under another method: the session answers 405 once the caller is known. */
-    unsigned flags = m.route < DS_API_ROUTE_COUNT && m.nparams <= DS_API_PARAMS_MAX
-                         ? ds_api_routes[m.route].flags
-                         : DS_API_BEARER;
+    unsigned flags = mrc == 0 ? ds_api_routes[m.route].flags : DS_API_BEARER;
+    if (flags & (DS_API_LOGIN | DS_API_REFRESH)) {
+        uint64_t retry_s = 0;
+        if (d->anon == NULL) {
+            d->anon = ds_xcalloc(DIR_ANON_SLOTS, sizeof(*d->anon));
+        }
+        if (!dir_anon_take(d->anon, (double)d->env->cfg->auth.anon_rate_per_ip, req, ds_clock_now(),
+                           &retry_s)) {
+            char retry[24];
+            (void)snprintf(retry, sizeof(retry), "%llu",
+                           (unsigned long long)(retry_s ? retry_s : 1));
+            ds_http_header_t h = {"Retry-After", 11, retry, (uint32_t)strlen(retry)};
+            int rc = ds_api_session_problem_raw(ctx, req, 429, "rate-limited",
+                                                "too many unauthenticated requests from this"
+                                                " address",
+                                                &h, 1);
+            return rc == DS_ENOACTOR ? 0 : rc;
+        }
+    }
     char id[DS_API_UUID_LEN + 1] = "";
     char slug[DIR_SLUG_MAX + 1] = "";
     dir_tenant_t *t = NULL;
@@ -598,6 +676,9 @@ int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_h
                                             " needed",
                                             ch, 1);
         return rc == DS_ENOACTOR ? 0 : rc;
+    }
+    while (t->alias != NULL) {
+        t = t->alias;
     }
     int64_t now = ds_clock_now();
     bool stale = now - t->checked_ns > (int64_t)DS_API_DIR_TTL_MS * 1000000;

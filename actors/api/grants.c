@@ -39,6 +39,31 @@ int api_h_grants_list(ds_api_call_t *c)
     return rc < 0 ? rc : ds_api_list(c, sql, extra, 4);
 }
 
+static int grants_got(ds_api_call_t *c, const ds_msg_t *reply)
+{
+    ds_pg_reply_t r;
+    int rc = ds_pg_reply_decode(reply, &r);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = ds_api_object_reply(c, &r, 0, 200, NULL);
+    ds_pg_reply_fini(&r);
+    return rc;
+}
+
+int api_h_grants_get(ds_api_call_t *c)
+{
+    ds_pg_req_t *r = ds_pg_req_new();
+    const char *p[] = {c->match.params[0]};
+    int rc = ds_pg_req_add(
+        r, "SELECT dossier.api_grant(g), 1 FROM dossier.grants g WHERE g.id = $1::uuid", 1, p);
+    if (rc < 0) {
+        ds_pg_req_free(&r);
+        return rc;
+    }
+    return ds_api_tx(c, &r, grants_got);
+}
+
 static int grants_created(ds_api_call_t *c, const ds_msg_t *reply)
 {
     ds_pg_reply_t r;

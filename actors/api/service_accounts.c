@@ -50,6 +50,14 @@ static int sa_object_done(ds_api_call_t *c, const ds_msg_t *reply)
     }
     bool created = c->match.route == DS_API_ROUTE_service_accounts_create ||
                    c->match.route == DS_API_ROUTE_service_accounts_key_create;
+    const ds_pg_value_t *future =
+        created && r.code == 0 && r.nstmts > 1 ? ds_api_value(&r, 1) : NULL;
+    if (c->match.route == DS_API_ROUTE_service_accounts_key_create && r.code == 0 &&
+        r.stmts[0].nrows == 0 && future != NULL && future->len == 1 && future->ptr[0] == 'f') {
+        ds_pg_reply_fini(&r);
+        return ds_api_fail(c, "failure", "expired", 400, "validation-failed",
+                           "expires_at: must be in the future");
+    }
     const char *loc =
         c->match.route == DS_API_ROUTE_service_accounts_create ? "/v1/service-accounts/" : NULL;
     rc = ds_api_object_reply(c, &r, 0, created ? 201 : 200, loc);
@@ -296,6 +304,10 @@ int api_h_service_accounts_key_create(ds_api_call_t *c)
         (const char *[]){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11],
                          p[12], p[13], p[14], p[15], k->key});
     free(details);
+    if (rc == 0) { /* statement 1: whether expires_at (if any) is in the future */
+        const char *q[] = {expires};
+        rc = ds_pg_req_add(r, "SELECT $1::timestamptz IS NULL OR $1::timestamptz > now()", 1, q);
+    }
     if (rc == 0) {
         rc = ds_api_idem_complete_stmt(
             r, c, "SELECT dossier.api_api_key(k) FROM dossier.api_keys k WHERE k.id = $1::uuid",

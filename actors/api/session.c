@@ -12,6 +12,7 @@
 #include "actors/api/api.h"
 #include "actors/api/api_msgs.h"
 #include "actors/api/session_int.h"
+#include "runtime/clock.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/mem.h"
@@ -38,10 +39,35 @@ static int session_init(ds_ctx_t *ctx, void *arg)
     return 0;
 }
 
+bool ds_api_session_account_take(ds_api_call_t *c, const char *account)
+{
+    session_t *s = c->owner;
+    for (size_t i = 0; i < s->naccounts; i++) {
+        if (strcmp(s->accounts[i], account) == 0) {
+            return false;
+        }
+    }
+    s->accounts[s->naccounts++] = account; /* at most one per call: naccounts <= ncalls */
+    c->account_slot = account;
+    return true;
+}
+
+static void session_account_release(session_t *s, ds_api_call_t *c)
+{
+    for (size_t i = 0; c->account_slot != NULL && i < s->naccounts; i++) {
+        if (s->accounts[i] == c->account_slot) {
+            s->accounts[i] = s->accounts[--s->naccounts];
+            break;
+        }
+    }
+    c->account_slot = NULL;
+}
+
 static void session_call_free(session_t *s, size_t i)
 {
     ds_api_call_t *c = s->calls[i];
     s->calls[i] = s->calls[--s->ncalls];
+    session_account_release(s, c);
     session_work_drop(c, c->working);
     ds_json_body_free(&c->body);
     if (c->data_free != NULL) {
@@ -52,18 +78,27 @@ static void session_call_free(session_t *s, size_t i)
     free(c);
 }
 
+/* Whether a failure of ours is the system being busy (503, retry) rather than a bug (500). */
+static bool session_transient(int rc)
+{
+    return rc == DS_EFULL || rc == DS_ECAP || rc == DS_ENOACTOR || rc == DS_ESHUTDOWN ||
+           rc == DS_ETIMEDOUT || rc == -ECANCELED || rc == -EAGAIN || rc == -ENOMEM;
+}
+
 /* After a step: an answered call with nothing in flight is done. A step that failed without
- * answering is answered 500 here. */
+ * answering is answered here: 503 when the system is busy, else 500 (logged). */
 static void session_settle(session_t *s, ds_api_call_t *c, int rc)
 {
-    if (rc < 0) {
-        ds_log_error("api handler failed",
-                     DS_LOG_STR("route", c->route != NULL ? c->route->name : "-"),
-                     DS_LOG_STR("error", ds_errname(rc)), DS_LOG_STR("request_id", c->request_id),
-                     DS_LOG_END);
-        if (!c->answered) {
-            c->next = NULL;
-            c->working = false;
+    if (rc < 0 && !c->answered) {
+        if (session_transient(rc)) {
+            static const ds_http_header_t retry[] = {{"Retry-After", 11, "1", 1}};
+            (void)ds_api_problem_ex(c, 503, "service-unavailable", "the server is busy: retry",
+                                    retry, 1, NULL);
+        } else {
+            ds_log_error("api handler failed",
+                         DS_LOG_STR("route", c->route != NULL ? c->route->name : "-"),
+                         DS_LOG_STR("error", ds_errname(rc)),
+                         DS_LOG_STR("request_id", c->request_id), DS_LOG_END);
             (void)ds_api_problem(c, 500, "internal-error", "Internal error",
                                  "the server failed to handle the request");
         }
@@ -84,9 +119,44 @@ static int session_run(session_t *s, ds_ctx_t *ctx, ds_api_call_t *c, ds_api_ste
 {
     c->ctx = ctx;
     int rc = step(c, reply);
-    c->ctx = NULL;
-    session_settle(s, c, rc);
+    session_settle(s, c, rc); /* may answer: the context is still valid */
     return 0;
+}
+
+/* Every SESSION_TICK_S while requests are in flight: a request whose work item never reported
+ * back (its WORK_DONE refused by a full mailbox) is answered 503 and let go after
+ * SESSION_STUCK_S, so no slot leaks. */
+static void session_sweep(session_t *s, ds_ctx_t *ctx)
+{
+    int64_t now = ds_clock_now();
+    size_t i = 0;
+    while (i < s->ncalls) {
+        ds_api_call_t *c = s->calls[i];
+        if (!c->working || now - c->started_ns < (int64_t)SESSION_STUCK_S * 1000000000) {
+            i++;
+            continue;
+        }
+        c->ctx = ctx;
+        if (!c->answered) {
+            static const ds_http_header_t retry[] = {{"Retry-After", 11, "1", 1}};
+            (void)ds_api_problem_ex(c, 503, "service-unavailable", "the server is busy: retry",
+                                    retry, 1, NULL);
+        }
+        session_call_free(s, i); /* its work item keeps the data until it finishes */
+    }
+}
+
+static void session_tick_start(session_t *s, ds_ctx_t *ctx)
+{
+    ds_msg_t *tick = NULL;
+    if (s->ticking || ds_api_tick_new(NULL, &tick) < 0) {
+        return;
+    }
+    if (ds_timer_every(ds_ctx_rt(ctx), ds_self(ctx), (int64_t)SESSION_TICK_S * 1000000000, &tick,
+                       NULL) == 0) {
+        s->ticking = true;
+    }
+    ds_msg_free(&tick);
 }
 
 /* The authenticated call goes to its handler (or first through the Idempotency-Key claim). */
@@ -138,6 +208,8 @@ static int session_request(session_t *s, ds_ctx_t *ctx, ds_msg_t **msgp)
     }
     ds_api_call_t *c = ds_xcalloc(1, sizeof(*c));
     c->session = &s->cfg;
+    c->owner = s;
+    c->started_ns = ds_clock_now();
     c->id = ++s->next_id;
     c->msg = *msgp;
     *msgp = NULL;
@@ -150,6 +222,7 @@ static int session_request(session_t *s, ds_ctx_t *ctx, ds_msg_t **msgp)
     (void)snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)c->req.request_id.len,
                    c->req.request_id.ptr);
     s->calls[s->ncalls++] = c;
+    session_tick_start(s, ctx);
     return session_run(s, ctx, c, ds_api_session_start, NULL);
 }
 
@@ -181,6 +254,10 @@ static int session_receive(ds_ctx_t *ctx, ds_msg_t **msgp)
         return session_request(s, ctx, msgp);
     }
     ds_api_call_t *c = NULL;
+    if (m->type == DS_MT_API_TICK) {
+        session_sweep(s, ctx);
+        return 0;
+    }
     if (m->type == DS_MT_API_LIMITS) {
         ds_api_limits_t lim;
         if (ds_api_limits_decode(m, &lim) == 0) {
@@ -228,11 +305,32 @@ const ds_behaviour_t ds_api_session_behaviour = {
 
 /* --- rounds ------------------------------------------------------------------------------ */
 
+/* A change, or an admin's read, by a known caller ends with dossier.api_guard: the caller must
+ * still be active (and an admin, if its token says so), else the transaction fails with
+ * DS002/DS003 and everything in it is rolled back. Last rather than first, so the handler's
+ * statements keep their indexes. A failure's own audit entry is written without it. */
+static int session_guard(const ds_api_call_t *c, ds_pg_req_t *r)
+{
+    bool guarded = c->route != NULL && (c->route->flags & (DS_API_MUTATES | DS_API_ADMIN)) &&
+                   c->who != DS_API_ANONYMOUS && c->fail_status == 0;
+    if (!guarded) {
+        return 0;
+    }
+    const char *p[] = {c->who == DS_API_USER ? "user" : "service_account", c->who_id,
+                       (c->roles & DS_ROLE_ADMIN) ? "true" : "false"};
+    return ds_pg_req_add(r, "SELECT dossier.api_guard($1, $2::uuid, $3::boolean)", 3, p);
+}
+
 int ds_api_tx(ds_api_call_t *c, ds_pg_req_t **reqp, ds_api_step_t next)
 {
     ds_msg_t *ask = NULL;
     ds_pg_opts_t opts = {0};
-    int rc = ds_pg_req_tx(*reqp, c->session->tenant, &opts, &ask);
+    int rc = session_guard(c, *reqp);
+    if (rc < 0) {
+        ds_pg_req_free(reqp);
+        return rc;
+    }
+    rc = ds_pg_req_tx(*reqp, c->session->tenant, &opts, &ask);
     ds_pg_req_free(reqp);
     if (rc < 0) {
         return rc;

@@ -33,6 +33,7 @@ static int idem_claimed(ds_api_call_t *c, const ds_msg_t *reply)
     const ds_pg_value_t *body = ds_pg_rows_at(rows, 0, 5);
     if (claimed->len == 1 && claimed->ptr[0] == 't') {
         ds_pg_reply_fini(&r);
+        c->idem_claimed = true;
         return ds_api_session_dispatch_handler(c);
     }
     c->idem = false; /* not ours: nothing to release */
@@ -64,4 +65,29 @@ int ds_api_session_idem_claim(ds_api_call_t *c)
         return rc;
     }
     return ds_api_tx(c, &r, idem_claimed);
+}
+
+void ds_api_session_idem_release(ds_api_call_t *c)
+{
+    if (!c->idem_claimed || c->ctx == NULL) {
+        return;
+    }
+    c->idem_claimed = false;
+    ds_pg_req_t *r = ds_pg_req_new();
+    const char *p[] = {c->who_id, c->idem_key};
+    ds_msg_t *ask = NULL;
+    int rc = ds_pg_req_add(r,
+                           "DELETE FROM dossier.idempotency_keys WHERE principal_id = $1::uuid"
+                           " AND key = $2 AND state = 'in_progress'",
+                           2, p);
+    if (rc == 0) {
+        rc = ds_pg_req_tx(r, c->session->tenant, &(ds_pg_opts_t){0}, &ask);
+    }
+    ds_pg_req_free(&r);
+    uint64_t corr = 0;
+    if (rc == 0) { /* its reply matches no call and is dropped; a failure leaves the claim to
+                      expire (2 minutes) */
+        (void)ds_ask(c->ctx, c->session->env->pool, &ask, SESSION_ASK_TIMEOUT_NS, &corr);
+    }
+    ds_msg_free(&ask);
 }

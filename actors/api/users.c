@@ -14,7 +14,7 @@
 #include "actors/password.h"
 
 typedef struct user_change {
-    char password[257];
+    char password[DS_PASSWORD_MAX_BYTES + 1];
     size_t password_len;
     bool has_password;
     char hash[DS_PASSWORD_ENCODED_MAX + 1];
@@ -25,6 +25,7 @@ typedef struct user_change {
     char version[16];
     bool has_version;
     ds_password_cost_t cost; /* auth.password_* */
+    bool reactivating;       /* PATCH status: active (a seat is checked first) */
 } user_change_t;
 
 static void user_change_free(void *p)
@@ -90,6 +91,10 @@ static int users_body_common(ds_api_call_t *c, user_change_t *u)
             (void)snprintf(detail, sizeof(detail), "password: %s", why);
             (void)ds_api_problem_ex(c, 400, "validation-failed", detail, NULL, 0,
                                     json_pack("[{s:s, s:s}]", "field", "password", "reason", why));
+            return -EINVAL;
+        }
+        if (u->password_len >= sizeof(u->password)) { /* the policy caps it; be sure anyway */
+            (void)ds_api_problem(c, 400, "validation-failed", NULL, "password: is too long");
             return -EINVAL;
         }
         memcpy(u->password, pw, u->password_len);
@@ -197,6 +202,7 @@ int api_h_users_create(ds_api_call_t *c)
     if (u == NULL) {
         return -ENOMEM;
     }
+    u->hash_rc = -ECANCELED; /* until the work runs */
     c->data = u;
     c->data_free = user_change_free;
     c->action = "user.create";
@@ -226,15 +232,16 @@ static int users_updated(ds_api_call_t *c, const ds_msg_t *reply)
         return rc;
     }
     user_change_t *u = c->data;
-    if (r.code == 0 && r.stmts[0].nrows == 0 && u->has_version && r.nstmts > 1 &&
-        r.stmts[1].nrows == 1) {
+    uint32_t k = u->reactivating ? 1 : 0; /* the update's statement */
+    if (r.code == 0 && r.stmts[k].nrows == 0 && u->has_version && r.nstmts > k + 1 &&
+        r.stmts[k + 1].nrows == 1) {
         rc = ds_api_fail(c, "failure", "precondition", 412, "precondition-failed",
                          "the user has changed since the ETag given in If-Match");
     } else if (c->match.route == DS_API_ROUTE_users_delete && r.code == 0 &&
-               r.stmts[0].nrows == 1) {
+               r.stmts[k].nrows == 1) {
         rc = ds_api_reply(c, 204, NULL, 0, NULL, 0);
     } else {
-        rc = ds_api_object_reply(c, &r, 0, 200, NULL);
+        rc = ds_api_object_reply(c, &r, k, 200, NULL);
     }
     ds_pg_reply_fini(&r);
     return rc;
@@ -283,7 +290,17 @@ static int users_update_tx(ds_api_call_t *c, const ds_msg_t *reply)
     p[13] = u->has_password ? u->hash : NULL;
     p[14] = u->has_version ? u->version : NULL;
     ds_pg_req_t *r = ds_pg_req_new();
-    int rc = ds_pg_req_add(r, users_update_sql, 15, p);
+    int rc = 0;
+    u->reactivating = status != NULL && strcmp(status, "active") == 0;
+    if (u->reactivating) {
+        /* Reactivating takes a seat: the plan's user limit, under its lock. */
+        const char *q[] = {c->match.params[0],
+                           strcmp(u->max_users, "unlimited") == 0 ? NULL : u->max_users};
+        rc = ds_pg_req_add(r, "SELECT dossier.user_reactivate($1::uuid, $2::bigint)", 2, q);
+    }
+    if (rc == 0) {
+        rc = ds_pg_req_add(r, users_update_sql, 15, p);
+    }
     free(details);
     const char *p2[] = {c->match.params[0]};
     if (rc == 0) {
@@ -309,6 +326,7 @@ static int users_change(ds_api_call_t *c, bool del)
     if (u == NULL) {
         return -ENOMEM;
     }
+    u->hash_rc = -ECANCELED; /* until the work runs */
     c->data = u;
     c->data_free = user_change_free;
     c->action = del ? "user.deactivate" : "user.update";
@@ -323,6 +341,12 @@ static int users_change(ds_api_call_t *c, bool del)
             strcmp(status, "deactivated") != 0) {
             return ds_api_problem(c, 400, "validation-failed", NULL,
                                   "status: must be active or deactivated");
+        }
+        if (c->session->max_users == UINT64_MAX) {
+            (void)snprintf(u->max_users, sizeof(u->max_users), "unlimited");
+        } else {
+            (void)snprintf(u->max_users, sizeof(u->max_users), "%llu",
+                           (unsigned long long)c->session->max_users);
         }
         int v = ds_api_if_match(c, u->version, sizeof(u->version));
         if (v < 0) {

@@ -66,6 +66,9 @@ int ds_api_reply(ds_api_call_t *c, uint32_t status, const ds_http_header_t *head
         all[k++] = (ds_http_header_t){"X-Dossier-Tenant", 16, c->session->tenant, DS_API_UUID_LEN};
     }
     c->answered = true;
+    if (status != 201) {
+        ds_api_session_idem_release(c);
+    }
     int rc = ds_http_respond(c->ctx, &c->req, status, all, k, body, len);
     return rc == DS_ENOACTOR ? 0 : rc; /* the client went away: nothing to answer */
 }
@@ -102,6 +105,7 @@ static int util_problem_send(ds_api_call_t *c, uint32_t status, const char *slug
         all[k++] = (ds_http_header_t){"X-Dossier-Tenant", 16, c->session->tenant, DS_API_UUID_LEN};
     }
     c->answered = true;
+    ds_api_session_idem_release(c);
     int rc = ds_http_respond(c->ctx, &c->req, status, all, k, body, strlen(body));
     free(body);
     return rc == DS_ENOACTOR ? 0 : rc;
@@ -159,6 +163,10 @@ static util_pg_map_t util_pg_map(const ds_pg_reply_t *r)
             {"22007", {400, "validation-failed", "a date or time is malformed", 0}},
             {"22008", {400, "validation-failed", "a date or time is out of range", 0}},
             {"DS001", {409, "plan-limit-reached", "the tenant's plan allows no more users", 0}},
+            {"DS002", {401, "unauthorized", "the caller's account is no longer active", 0}},
+            {"DS003", {403, "forbidden", "the caller no longer has the admin role", 0}},
+            {"P0002", {404, "not-found", "no such resource", 0}},
+            {"22003", {400, "validation-failed", "a number is out of range", 0}},
         };
         for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
             if (strcmp(r->sqlstate, states[i].state) == 0) {
@@ -446,8 +454,8 @@ int ds_api_if_match(ds_api_call_t *c, char *version, size_t cap)
         return 0;
     }
     /* "N" (a strong ETag of ours): digits between quotes. */
-    bool ok = h.value_len >= 3 && h.value_len < cap + 2 && h.value_len <= 12 && h.value[0] == '"' &&
-              h.value[h.value_len - 1] == '"';
+    bool ok = h.value_len >= 3 && h.value_len < cap + 2 && h.value_len <= 11 &&
+              /* 9 digits */ h.value[0] == '"' && h.value[h.value_len - 1] == '"';
     for (uint32_t i = 1; ok && i + 1 < h.value_len; i++) {
         ok = h.value[i] >= '0' && h.value[i] <= '9';
     }

@@ -79,23 +79,35 @@ CREATE FUNCTION dossier.api_audit_entry(a dossier.audit_log) RETURNS json
     $$;
 
 -- --- Login throttling ----------------------------------------------------------------------
--- Failures are counted per account (SHA-256 of lower(email), whether or not a user has it)
--- and per client address, in a window of 15 minutes after the last failure. Past the free
--- failures (5 per account, 20 per address) each further failure locks the subject for
--- 2^(n - free) seconds, at most 15 minutes. A successful login clears its account's count.
+-- Failures are counted, in a window of 15 minutes after the last failure, per subject:
+--   'pair'     the account from one client address (SHA-256 of lower(email) and the address):
+--              5 free failures; what stops one client guessing one password;
+--   'address'  the client address, over all accounts: 20 free failures;
+--   'account'  the account from anywhere: 100 free failures; what stops a guess spread over
+--              many addresses, high enough that a stranger cannot lock a user out cheaply
+--              (the victim's own address has its own 'pair' count).
+-- Past its free failures each further failure locks the subject for 2^(n - free) seconds, at
+-- most 15 minutes. A successful login clears the account's and the pair's counts. Subjects
+-- are hashes computed by the server, whether or not the account exists.
+ALTER TABLE dossier.login_throttles DROP CONSTRAINT login_throttles_kind_check;
+ALTER TABLE dossier.login_throttles ADD CONSTRAINT login_throttles_kind_check
+    CHECK (kind IN ('account', 'address', 'pair'));
 
-CREATE FUNCTION dossier.api_login_locked(p_account bytea, p_address bytea) RETURNS integer
+CREATE FUNCTION dossier.api_login_locked(p_account bytea, p_address bytea, p_pair bytea)
+    RETURNS integer
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT COALESCE(max(ceil(extract(epoch FROM t.locked_until - now())))::integer, 0)
         FROM dossier.login_throttles t
         WHERE ((t.kind = 'account' AND t.subject_hash = p_account)
-               OR (t.kind = 'address' AND t.subject_hash = p_address))
+               OR (t.kind = 'address' AND t.subject_hash = p_address)
+               OR (t.kind = 'pair' AND t.subject_hash = p_pair))
           AND t.locked_until > now()
     $$;
 
-CREATE FUNCTION dossier.api_login_failed(p_account bytea, p_address bytea) RETURNS integer
+CREATE FUNCTION dossier.api_login_failed(p_account bytea, p_address bytea, p_pair bytea)
+    RETURNS integer
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
     AS $$
@@ -106,7 +118,8 @@ DECLARE
     v_failures integer;
     v_lock integer := 0;
 BEGIN
-    FOR v_kind, v_hash, v_free IN VALUES ('account', p_account, 5), ('address', p_address, 20)
+    FOR v_kind, v_hash, v_free IN
+        VALUES ('pair', p_pair, 5), ('address', p_address, 20), ('account', p_account, 100)
     LOOP
         CONTINUE WHEN v_hash IS NULL;
         INSERT INTO dossier.login_throttles AS t (kind, subject_hash, failures)
@@ -130,14 +143,41 @@ BEGIN
 END
 $$;
 
+-- The caller of a change is still who its token says: an active user or service account, and
+-- an admin if the token claims the role. Raises DS002 (not active) or DS003 (not an admin any
+-- more), which abort the transaction before the change runs. Access tokens live 15 minutes;
+-- this keeps a deactivated or demoted admin from changing anything meanwhile.
+CREATE FUNCTION dossier.api_guard(p_type text, p_id uuid, p_admin boolean) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_roles text[];
+BEGIN
+    IF p_type = 'user' THEN
+        SELECT u.roles INTO v_roles FROM dossier.users u
+            WHERE u.id = p_id AND u.status = 'active';
+    ELSIF p_type = 'service_account' THEN
+        SELECT s.roles INTO v_roles FROM dossier.service_accounts s
+            WHERE s.id = p_id AND s.status = 'active';
+    END IF;
+    IF v_roles IS NULL THEN
+        RAISE EXCEPTION 'the caller is not active' USING ERRCODE = 'DS002';
+    END IF;
+    IF p_admin AND NOT 'admin' = ANY (v_roles) THEN
+        RAISE EXCEPTION 'the caller is no longer an admin' USING ERRCODE = 'DS003';
+    END IF;
+END
+$$;
+
 -- --- Sessions and refresh tokens -----------------------------------------------------------
 
 -- A successful login: clears the account's failures, stamps the user, opens a session (the
 -- refresh-token family, alive p_session_s seconds at most) with its first refresh token
 -- (alive p_refresh_s seconds). Returns the session id.
-CREATE FUNCTION dossier.api_login_succeeded(p_user uuid, p_account bytea, p_token_hash bytea,
-                                            p_refresh_s integer, p_session_s integer,
-                                            p_ip inet, p_user_agent text)
+CREATE FUNCTION dossier.api_login_succeeded(p_user uuid, p_account bytea, p_pair bytea,
+                                            p_token_hash bytea, p_refresh_s integer,
+                                            p_session_s integer, p_ip inet, p_user_agent text)
     RETURNS uuid
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -145,7 +185,9 @@ CREATE FUNCTION dossier.api_login_succeeded(p_user uuid, p_account bytea, p_toke
 DECLARE
     v_session uuid;
 BEGIN
-    DELETE FROM dossier.login_throttles t WHERE t.kind = 'account' AND t.subject_hash = p_account;
+    DELETE FROM dossier.login_throttles t
+        WHERE (t.kind = 'account' AND t.subject_hash = p_account)
+           OR (t.kind = 'pair' AND t.subject_hash = p_pair);
     UPDATE dossier.users u SET last_login_at = now() WHERE u.id = p_user;
     INSERT INTO dossier.sessions (user_id, expires_at, ip, user_agent)
     VALUES (p_user, now() + make_interval(secs => p_session_s), p_ip, left(p_user_agent, 512))
@@ -303,19 +345,21 @@ REVOKE ALL ON FUNCTION dossier.api_user(dossier.users), dossier.api_group(dossie
     dossier.api_folder(dossier.folders),
     dossier.api_grant(dossier.grants), dossier.api_service_account(dossier.service_accounts),
     dossier.api_api_key(dossier.api_keys), dossier.api_audit_entry(dossier.audit_log),
-    dossier.api_login_locked(bytea, bytea), dossier.api_login_failed(bytea, bytea),
-    dossier.api_login_succeeded(uuid, bytea, bytea, integer, integer, inet, text),
+    dossier.api_login_locked(bytea, bytea, bytea), dossier.api_login_failed(bytea, bytea, bytea),
+    dossier.api_login_succeeded(uuid, bytea, bytea, bytea, integer, integer, inet, text),
     dossier.api_refresh(bytea, bytea, integer), dossier.api_logout(uuid, bytea, boolean),
     dossier.api_revoke_sessions(uuid, text),
-    dossier.api_idem_claim(uuid, text, text, text, bytea)
+    dossier.api_idem_claim(uuid, text, text, text, bytea),
+    dossier.api_guard(text, uuid, boolean)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dossier.api_user(dossier.users), dossier.api_group(dossier.groups),
     dossier.api_folder(dossier.folders),
     dossier.api_grant(dossier.grants), dossier.api_service_account(dossier.service_accounts),
     dossier.api_api_key(dossier.api_keys), dossier.api_audit_entry(dossier.audit_log),
-    dossier.api_login_locked(bytea, bytea), dossier.api_login_failed(bytea, bytea),
-    dossier.api_login_succeeded(uuid, bytea, bytea, integer, integer, inet, text),
+    dossier.api_login_locked(bytea, bytea, bytea), dossier.api_login_failed(bytea, bytea, bytea),
+    dossier.api_login_succeeded(uuid, bytea, bytea, bytea, integer, integer, inet, text),
     dossier.api_refresh(bytea, bytea, integer), dossier.api_logout(uuid, bytea, boolean),
     dossier.api_revoke_sessions(uuid, text),
-    dossier.api_idem_claim(uuid, text, text, text, bytea)
+    dossier.api_idem_claim(uuid, text, text, text, bytea),
+    dossier.api_guard(text, uuid, boolean)
     TO dossier_app;

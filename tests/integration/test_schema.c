@@ -479,7 +479,7 @@ static void test_function_privileges(void **state)
              " WHERE p.pronamespace = 'dossier'::regnamespace"
              " AND has_function_privilege('dossier_app', p.oid, 'EXECUTE')",
              0, NULL,
-             "api_api_key,api_audit_entry,api_folder,api_grant,api_group,api_idem_claim,"
+             "api_api_key,api_audit_entry,api_folder,api_grant,api_group,api_guard,api_idem_claim,"
              "api_login_failed,api_login_locked,api_login_succeeded,api_logout,api_refresh,"
              "api_revoke_sessions,api_service_account,api_user,"
              "audit_append,audit_encode,audit_field,current_tenant,effective_role,"
