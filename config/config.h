@@ -98,7 +98,8 @@ typedef struct ds_config {
         char *master_key_file; /* absolute, or "" = KEYS_DIR/master.key */
     } blob;
     struct {
-        char *listen; /* HOST:PORT of the HTTP API (IPv6 as [::1]:8080); port 0 picks one */
+        char *listen;   /* HOST:PORT of the HTTP API (IPv6 as [::1]:8080); port 0 picks one */
+        uint32_t loops; /* HTTP loop threads sharing the port, 0 = one per online core [0, 64] */
     } http;
     struct {
         ds_log_level_t level; /* debug, info, warn, error or off */

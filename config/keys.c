@@ -59,6 +59,7 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("blob.master_key_file", DS__K_PATH, blob.master_key_file, 0, 0, 0),
     SECTION("http"),
     CFG("http.listen", DS__K_STR, http.listen, 0, 0, 0),
+    CFG("http.loops", DS__K_UINT, http.loops, 0, 64, 0),
     SECTION("log"),
     CFG("log.level", DS__K_LOGLEVEL, log.level, 0, 0, 0),
     SECTION("audit"),
