@@ -63,6 +63,7 @@ enum {
     ORIGIN_MAX = DS_HTTP_ORIGIN_MAX + 1, /* bytes of a CORS origin, NUL included */
     PIECE_BYTES = 65536,                 /* the most a REQUEST_BODY carries */
     CREDIT_MAX = 1 << 20,                /* credit a streamed request may hold */
+    RID_POOL = 512,                      /* random bytes drawn at once: 32 request ids */
 };
 
 /* A piece of a streamed response, framed and waiting for its entry to reach the head. */
@@ -136,10 +137,11 @@ typedef struct conn {
     owed_t owed;
     bool in_table;
     bool reading;
-    bool eof;      /* the peer closed its side */
-    bool closing;  /* no more requests are read */
-    bool shutting; /* uv_shutdown() issued */
-    bool closed;   /* uv_close() issued */
+    bool eof;           /* the peer closed its side */
+    bool closing;       /* no more requests are read */
+    bool shutting;      /* uv_shutdown() issued */
+    bool closed;        /* uv_close() issued */
+    bool resume_queued; /* in the server's resumes, for the loop's next prepare */
 } conn_t;
 
 typedef struct wreq {
@@ -169,8 +171,12 @@ struct ds_http_server {
     uv_prepare_t flusher; /* writes the access log's batch before the loop waits */
     ds_log_batch_t alog;  /* access-log lines of this loop iteration */
     uint16_t port;
-    uint64_t rid_fallback; /* request ids when RAND_bytes() fails */
-    unsigned handles;      /* open handles: the server is freed when the last one closes */
+    uint64_t rid_fallback;            /* request ids when RAND_bytes() fails */
+    unsigned char rid_pool[RID_POOL]; /* RAND_bytes() drawn ahead for request ids */
+    size_t rid_left;                  /* unused bytes at the end of rid_pool */
+    uint64_t *resumes; /* conn_key()s to resume() before the loop waits (written in place) */
+    size_t nresumes, resumes_cap;
+    unsigned handles; /* open handles: the server is freed when the last one closes */
     bool stopping;
     conn_t **conns; /* max_connections slots */
     uint32_t *gens;
@@ -613,10 +619,48 @@ static void on_written(uv_write_t *req, int status)
     resume(c);
 }
 
+/* c is to be resume()d before the loop waits: what a write callback would have done after a
+ * write that completed at once (reading may have stopped for max_pipeline). */
+static void resume_later(conn_t *c)
+{
+    ds_http_server_t *s = c->s;
+    if (c->resume_queued) {
+        return;
+    }
+    if (s->nresumes == s->resumes_cap) {
+        s->resumes_cap = s->resumes_cap == 0 ? 64 : 2 * s->resumes_cap;
+        s->resumes = ds_xrealloc(s->resumes, s->resumes_cap * sizeof(*s->resumes));
+    }
+    s->resumes[s->nresumes++] = conn_key(c);
+    c->resume_queued = true;
+}
+
 /* Writes data[0..len) (taking it) on c; a piece of entry seq is acknowledged once written.
- * 0, or -1 when the connection had to close. */
+ * A response (not a piece) is first tried at once (uv_try_write: no write request, no write
+ * callback, and none of the epoll_ctl() calls libuv 1.44 makes around one); what the socket
+ * does not take then goes through uv_write(), behind nothing (the queue was empty), so the
+ * order of bytes holds. 0, or -1 when the connection had to close. */
 static int write_buf(conn_t *c, char *data, size_t len, const piece_t *pc, uint64_t seq)
 {
+    if (pc == NULL && c->tcp.write_queue_size == 0 && len > 0) {
+        uv_buf_t b = uv_buf_init(data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            free(data);
+            conn_close(c);
+            return -1;
+        }
+        if (n == (int)len) {
+            free(data);
+            c->last_active_ms = uv_now(c->tcp.loop);
+            resume_later(c);
+            return 0;
+        }
+        if (n > 0) {
+            memmove(data, data + n, len - (size_t)n);
+            len -= (size_t)n;
+        }
+    }
     wreq_t *w = ds_xcalloc(1, sizeof(*w));
     w->c = c;
     w->len = len;
@@ -759,7 +803,13 @@ static void request_id(ds_http_server_t *s, const ds_http_parsed_t *req,
         return;
     }
     unsigned char r[16];
-    if (RAND_bytes(r, sizeof(r)) != 1) {
+    if (s->rid_left < sizeof(r) && RAND_bytes(s->rid_pool, sizeof(s->rid_pool)) == 1) {
+        s->rid_left = sizeof(s->rid_pool); /* one call (and its getpid()) per 32 ids */
+    }
+    if (s->rid_left >= sizeof(r)) {
+        memcpy(r, s->rid_pool + sizeof(s->rid_pool) - s->rid_left, sizeof(r));
+        s->rid_left -= sizeof(r);
+    } else {
         /* unique, if not unpredictable: the id is a log key, never a secret */
         uint64_t n = ++s->rid_fallback;
         uint64_t who = (uint64_t)(uintptr_t)s;
@@ -1153,6 +1203,7 @@ static void server_unref(ds_http_server_t *s)
     free(s->origins);
     ds_log_batch_flush(&s->alog);
     ds_admit_unref(&s->admit);
+    free(s->resumes);
     free(s->health);
     free(s->health_list);
     free(s->host);
@@ -1676,9 +1727,19 @@ static int listen_on(ds_http_server_t *s, uv_loop_t *uv)
     return 0;
 }
 
+/* Before the loop waits: the resumes owed by writes that completed at once (a connection may
+ * be queued again meanwhile: the loop takes those too), then the access log's batch. */
 static void on_flusher(uv_prepare_t *h)
 {
     ds_http_server_t *s = h->data;
+    for (size_t i = 0; i < s->nresumes; i++) {
+        conn_t *c = conn_of(s, s->resumes[i]);
+        if (c != NULL && c->resume_queued) {
+            c->resume_queued = false;
+            resume(c);
+        }
+    }
+    s->nresumes = 0;
     ds_log_batch_flush(&s->alog);
 }
 
