@@ -51,7 +51,7 @@ int ds_admit_new(uint32_t total, uint32_t per_key, ds_admit_t **out)
     a->total = total;
     a->per_key = per_key;
     a->mask = n - 1;
-    a->buckets = ds_xcalloc(n, sizeof(*a->buckets));
+    a->buckets = ds_xcalloc(n, sizeof(admit_entry_t *));
     *out = a;
     return 0;
 }
