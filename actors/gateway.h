@@ -4,7 +4,9 @@
  * /v1/... handed to the tenant's session actor through the directory (actors/api/directory.h:
  * tenant from the credential or Host, suspension, rate limit), anything else 404 problem
  * `not-found` (405 for another method on the two health paths). The readiness check is
- * asynchronous: the request is kept until the pool answers or the ask times out. */
+ * asynchronous: the request is kept until the pool answers or the ask times out. `dossier
+ * serve` has GET/HEAD /healthz answered on the HTTP loops themselves (health_path,
+ * transports/http/server.h), so only its other methods reach this actor. */
 #pragma once
 
 #include <stdint.h>

@@ -42,6 +42,7 @@ enum {
     DS_CLI_HEARTBEAT_MS_DEFAULT = 10000,
     DS_CLI_HEARTBEAT_MS_MAX = 86400000, /* a day */
     DS_CLI_PEERS_MAX = 64,
+    DS_CLI_HTTP_LOOPS_MAX = 64, /* http.loops' ceiling (config/keys.c) */
 };
 
 #define DS_CLI_SERVE_DRAIN_NS (INT64_C(10) * 1000000000)
@@ -354,8 +355,24 @@ static void serve_http_settings(const ds_config_t *cfg, ds_http_config_t *hc)
     hc->ncors_origins = cfg->http.cors_origins.count;
 }
 
+/* How many HTTP loops: http.loops, or one per online core (at most DS_CLI_HTTP_LOOPS_MAX). */
+static size_t serve_http_loops(const ds_app_t *app)
+{
+    size_t n = app->cfg->http.loops;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (size_t)cores : 1;
+    }
+    return n > DS_CLI_HTTP_LOOPS_MAX ? DS_CLI_HTTP_LOOPS_MAX : n;
+}
+
+/* The HTTP API on loop threads of its own (loops[0..n), kept by the caller until freed; NULL
+ * past the last made), answered by the gateway actor, which hands /v1 requests to the tenants'
+ * session actors (env: their shared environment, filled here). /healthz is answered on the
+ * loops (transports/http/server.h, "Health"). Each loop has its own SO_REUSEPORT listener on
+ * the port; connection limits count across them. 0, or an error already logged. */
 static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t *o,
-                            const ds_storage_t *st, ds_api_env_t *env, ds_loop_t **loopp)
+                            const ds_storage_t *st, ds_api_env_t *env, ds_loop_t **loops)
 {
     const char *listen = o->http_listen != NULL ? o->http_listen : app->cfg->http.listen;
     char host[64];
@@ -364,24 +381,34 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
         ds_log_error("cannot listen: expected HOST:PORT", DS_LOG_STR("listen", listen), DS_LOG_END);
         return -EINVAL;
     }
-    int rc = ds_loop_new(rt, "http", loopp);
-    env->work_loop = *loopp;
+    size_t n = serve_http_loops(app);
     ds_gateway_cfg_t gc = {.pool = env->pool,
                            .schema_version = serve_schema_version(),
                            .api = env,
                            .tenants = st->tenants};
     ds_actor_id_t gateway;
-    if (rc == 0) {
-        rc = ds_spawn(rt, &ds_gateway_behaviour, &gc, NULL, &gateway);
+    int rc = ds_spawn(rt, &ds_gateway_behaviour, &gc, NULL, &gateway);
+    ds_http_server_t *first = NULL;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char name[DS_LOOP_NAME_MAX + 1];
+        (void)snprintf(name, sizeof(name), "http-%zu", i);
+        rc = ds_loop_new(rt, name, &loops[i]);
+        ds_http_server_t *srv = NULL;
+        if (rc == 0 && i == 0) {
+            ds_http_config_t hc = {.host = host,
+                                   .port = port,
+                                   .handler = gateway,
+                                   .health_path = "/healthz",
+                                   .reuseport = n > 1};
+            serve_http_settings(app->cfg, &hc);
+            rc = ds_http_server_new(loops[i], &hc, &first);
+            env->work_loop = loops[i];
+        } else if (rc == 0) {
+            rc = ds_http_server_add(first, loops[i], &srv);
+        }
     }
-    ds_http_server_t *srv = NULL;
-    if (rc == 0) {
-        ds_http_config_t hc = {.host = host, .port = port, .handler = gateway};
-        serve_http_settings(app->cfg, &hc);
-        rc = ds_http_server_new(*loopp, &hc, &srv);
-    }
-    if (rc == 0) {
-        rc = ds_loop_start(*loopp);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = ds_loop_start(loops[i]);
     }
     if (rc < 0) {
         ds_log_error("could not start the HTTP API", DS_LOG_STR("listen", listen),
@@ -389,8 +416,16 @@ static int serve_start_http(ds_rt_t *rt, const ds_app_t *app, const serve_opts_t
         return rc;
     }
     ds_log_info("http listening", DS_LOG_STR("host", host),
-                DS_LOG_U64("port", ds_http_server_port(srv)), DS_LOG_END);
+                DS_LOG_U64("port", ds_http_server_port(first)), DS_LOG_U64("loops", n), DS_LOG_END);
     return 0;
+}
+
+/* Frees the HTTP loops serve_start_http() made (their servers with them). */
+static void serve_free_loops(ds_loop_t **loops)
+{
+    for (size_t i = 0; i < DS_CLI_HTTP_LOOPS_MAX; i++) {
+        ds_loop_free(&loops[i]);
+    }
 }
 
 /* The access-token key ring, from the key store (made on first start). */
@@ -536,7 +571,7 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
         }
     }
     ds_loop_t *pg_loop = NULL;
-    ds_loop_t *http_loop = NULL;
+    ds_loop_t *http_loops[DS_CLI_HTTP_LOOPS_MAX] = {0};
     ds_token_ring_t *ring = NULL;
     ds_api_env_t env = {.cfg = app->cfg,
                         .refresh_ttl_s = app->cfg->auth.refresh_token_ttl_s,
@@ -559,9 +594,9 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
     if (started < 0 || serve_start(rt, o) < 0 ||
         serve_start_pool(rt, app, st, &pg_loop, &env.pool) < 0 ||
         serve_audit(rt, app, st, pg_loop, env.pool, false) < 0 ||
-        serve_start_http(rt, app, o, st, &env, &http_loop) < 0 ||
+        serve_start_http(rt, app, o, st, &env, http_loops) < 0 ||
         (cluster != NULL && ds_cluster_start(cluster) < 0)) {
-        ds_loop_free(&http_loop);
+        serve_free_loops(http_loops);
         ds_loop_free(&pg_loop);
         ds_cluster_free(&cluster); /* before the runtime; nothing routes remotely yet */
         ds_rt_free(&rt);
@@ -573,9 +608,9 @@ static int serve_node(const serve_opts_t *o, const ds_app_t *app, ds_storage_t *
                 DS_LOG_U64("heartbeat_ms", o->heartbeat_ms), DS_LOG_I64("pid", getpid()),
                 DS_LOG_END);
     int status = serve_wait_and_drain(rt, stop);
-    ds_loop_free(&http_loop);  /* no new requests; open connections are closed */
-    ds_loop_free(&pg_loop);    /* the pool answers what it holds and closes its connections */
-    ds_cluster_free(&cluster); /* after the drain: no actor sends any more */
+    serve_free_loops(http_loops); /* no new requests; open connections are closed */
+    ds_loop_free(&pg_loop);       /* the pool answers what it holds and closes its connections */
+    ds_cluster_free(&cluster);    /* after the drain: no actor sends any more */
     ds_rt_free(&rt);
     ds_token_ring_free(&ring);                              /* after every actor that reads it */
     (void)serve_audit(NULL, app, st, NULL, env.pool, true); /* a failure is logged, not fatal */

@@ -136,6 +136,7 @@ typedef struct ds_config {
             uint32_t stream_threshold; /* longer bodies stream [1 KiB, 16 MiB]; not less than
                                           max_body (the API reads bodies whole) */
         } limits;
+        uint32_t loops; /* HTTP loop threads sharing the port, 0 = one per online core [0, 64] */
     } http;
     struct {
         ds_log_level_t level; /* debug, info, warn, error or off */

@@ -61,6 +61,7 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("blob.master_key_file", DS__K_PATH, blob.master_key_file, 0, 0, 0),
     SECTION("http"),
     CFG("http.listen", DS__K_STR, http.listen, 0, 0, 0),
+    CFG("http.loops", DS__K_UINT, http.loops, 0, 64, 0),
     CFG("http.cors_origins", DS__K_ORIGINS, http.cors_origins, 0, DS_CONFIG_CORS_ORIGINS_MAX, 0),
     CFG("http.trusted_proxies", DS__K_ADDRS, http.trusted_proxies, 0, DS_CONFIG_TRUSTED_PROXIES_MAX,
         0),

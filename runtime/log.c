@@ -249,7 +249,8 @@ static void log_begin(log_buf_t *lb, ds_log_level_t level, const char *msg)
     (void)log_str(lb, msg != NULL ? msg : "", true);
 }
 
-static void log_end(log_buf_t *lb)
+/* Ends the line in lb: "}\n", or the truncation mark when something was left out. */
+static void log_close(log_buf_t *lb)
 {
     if (lb->cut) {
         memcpy(lb->b + lb->len, log_tail_cut, DS_LOG_TAIL);
@@ -258,8 +259,10 @@ static void log_end(log_buf_t *lb)
         memcpy(lb->b + lb->len, "}\n", 2);
         lb->len += 2;
     }
-    const char *p = lb->b;
-    size_t left = lb->len;
+}
+
+static void log_write(const char *p, size_t left)
+{
     while (left > 0) {
         ssize_t w = write(STDERR_FILENO, p, left);
         if (w < 0 && errno == EINTR) {
@@ -271,6 +274,12 @@ static void log_end(log_buf_t *lb)
         p += w;
         left -= (size_t)w;
     }
+}
+
+static void log_end(log_buf_t *lb)
+{
+    log_close(lb);
+    log_write(lb->b, lb->len);
 }
 
 static bool log_level_valid(ds_log_level_t level)
@@ -365,6 +374,33 @@ void ds_log_fields(ds_log_level_t level, const char *msg, const ds_log_field_t *
         log_field(&lb, &fields[i]);
     }
     log_end(&lb);
+}
+
+void ds_log_batch_add(ds_log_batch_t *b, ds_log_level_t level, const char *msg,
+                      const ds_log_field_t *fields, size_t n)
+{
+    if (!ds_log_enabled(level)) {
+        return;
+    }
+    log_buf_t lb;
+    log_begin(&lb, level, msg);
+    for (size_t i = 0; i < n && fields[i].kind != DS_LOG_K_END; i++) {
+        log_field(&lb, &fields[i]);
+    }
+    log_close(&lb);
+    if (b->len + lb.len > sizeof(b->buf)) {
+        ds_log_batch_flush(b);
+    }
+    memcpy(b->buf + b->len, lb.b, lb.len); /* a line is at most DS_LOG_LINE_MAX bytes: it fits */
+    b->len += lb.len;
+}
+
+void ds_log_batch_flush(ds_log_batch_t *b)
+{
+    if (b->len > 0) {
+        log_write(b->buf, b->len);
+        b->len = 0;
+    }
 }
 
 void ds_log(ds_log_level_t level, const char *msg, ...)

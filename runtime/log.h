@@ -18,7 +18,15 @@
  * at DOSSIER_LOG_LEVEL (debug, info, warn, error, off) read once at the first log call or
  * ds_log_init(); ds_log_set_level() overrides both.
  *
- * Threads: every function is safe from any thread. Nothing here allocates. */
+ * Batches. A thread that logs many lines (the HTTP access log: a line per request) collects them
+ * in a ds_log_batch_t of its own with ds_log_batch_add() and writes them with
+ * ds_log_batch_flush(): one write(2) for up to DS_LOG_LINE_MAX bytes of whole lines, so a batch
+ * is as atomic on a pipe as a single line. The lines are the ones ds_log_fields() would write
+ * (the same "ts": the time of the add), only later; lines written directly meanwhile (by this
+ * thread or another) may come before them.
+ *
+ * Threads: every function is safe from any thread, except that a ds_log_batch_t belongs to one
+ * thread at a time. Nothing here allocates. */
 #pragma once
 
 #include <stdarg.h>
@@ -83,6 +91,19 @@ void ds_log(ds_log_level_t level, const char *msg, ...);
 void ds_logv(ds_log_level_t level, const char *msg, va_list ap);
 /* The same with the fields in an array of n (no DS_LOG_END needed). */
 void ds_log_fields(ds_log_level_t level, const char *msg, const ds_log_field_t *fields, size_t n);
+
+/* Lines collected to be written together (see "Batches" above); zero it to start. */
+typedef struct ds_log_batch {
+    char buf[DS_LOG_LINE_MAX];
+    size_t len; /* bytes of whole lines waiting */
+} ds_log_batch_t;
+
+/* Adds the line ds_log_fields() would write to b (nothing under the threshold), first writing
+ * what b holds if the line does not fit beside it. */
+void ds_log_batch_add(ds_log_batch_t *b, ds_log_level_t level, const char *msg,
+                      const ds_log_field_t *fields, size_t n);
+/* Writes the lines b holds (one write(2)) and empties it. Nothing to write: no system call. */
+void ds_log_batch_flush(ds_log_batch_t *b);
 
 void ds_log_debug(const char *msg, ...);
 void ds_log_info(const char *msg, ...);

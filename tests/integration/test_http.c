@@ -1125,6 +1125,112 @@ static void test_ipv6(void **state)
     env_down(&e);
 }
 
+/* health_path: GET and HEAD answered by the server (never the handler's echo), in order with
+ * pipelined requests around them; other methods and paths still reach the handler. */
+static void test_health(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, (ds_http_config_t){.health_path = "/healthz"}, 0);
+    client_t c;
+    cl_open(&e, &c);
+    resp_t *r = malloc(sizeof(*r));
+    char v[128];
+    cl_send(&c, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"
+                "GET /healthz?probe=1 HTTP/1.1\r\nHost: t\r\nX-Request-Id: hz-1\r\n\r\n"
+                "GET /release HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "GET /hold? peer=127.0.0.1 v=11 body=");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, "{\"status\":\"ok\"}");
+    assert_string_equal(hdr(r, "Content-Type", v, sizeof(v)), "application/json");
+    assert_string_equal(hdr(r, "Cache-Control", v, sizeof(v)), "no-store");
+    assert_string_equal(hdr(r, "X-Request-Id", v, sizeof(v)), "hz-1");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "GET /release? peer=127.0.0.1 v=11 body=");
+    /* HEAD: the head alone (the next response follows at once) */
+    cl_send(&c, "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_head(&c, r), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(hdr(r, "Content-Length", v, sizeof(v)), "15");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "GET /echo? peer=127.0.0.1 v=11 body=");
+    /* other methods and near paths are the handler's */
+    cl_send(&c, "DELETE /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "DELETE /healthz? peer=127.0.0.1 v=11 body=");
+    cl_send(&c, "GET /healthz/x HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_read(&c, r), 0);
+    assert_string_equal(r->body, "GET /healthz/x? peer=127.0.0.1 v=11 body=");
+    free(r);
+    cl_close(&c);
+    env_down(&e);
+
+    ds_loop_t *l = NULL;
+    ds_http_server_t *s = NULL;
+    assert_int_equal(ds_rt_new(&(ds_rt_cfg_t){.workers = 1}, &e.rt), 0);
+    assert_int_equal(ds_loop_new(e.rt, "test-http", &l), 0);
+    ds_http_config_t bad_path = {.handler = {.v = 1}, .health_path = "healthz"};
+    assert_int_equal(ds_http_server_new(l, &bad_path, &s), -EINVAL);
+    ds_loop_free(&l);
+    ds_rt_free(&e.rt);
+}
+
+/* Two loops on one port (reuseport): both serve, the per-IP limit counts across them, and the
+ * second serves alone once the first is gone. */
+static void test_two_loops(void **state)
+{
+    (void)state;
+    enum {
+        PER_IP = 4,
+        CONNS = 2 * PER_IP
+    };
+    env_t e;
+    env_up(&e, (ds_http_config_t){.reuseport = true, .max_connections_ip = PER_IP}, 0);
+    ds_loop_t *l2 = NULL;
+    ds_http_server_t *s2 = NULL;
+    assert_int_equal(ds_http_server_add(e.srv, e.loop, &s2), -EINVAL); /* its own loop */
+    assert_int_equal(ds_loop_new(e.rt, "test-http-2", &l2), 0);
+    assert_int_equal(ds_http_server_add(e.srv, l2, &s2), 0);
+    assert_int_equal(ds_http_server_port(s2), e.port);
+    assert_false(ds_id_eq(ds_http_server_id(s2), ds_http_server_id(e.srv)));
+    assert_int_equal(ds_loop_start(l2), 0);
+    client_t c[CONNS];
+    resp_t *r = malloc(sizeof(*r));
+    int served = 0;
+    for (int i = 0; i < CONNS; i++) {
+        cl_open(&e, &c[i]);
+        cl_send(&c[i], "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+        if (cl_read(&c[i], r) == 0) {
+            assert_int_equal(r->status, 200);
+            served++;
+        }
+    }
+    assert_int_equal(served, PER_IP); /* whichever loops the kernel chose */
+    for (int i = 0; i < CONNS; i++) {
+        cl_close(&c[i]);
+    }
+    /* the first loop stops: new connections all reach the second one, which still answers */
+    ds_loop_free(&e.loop);
+    served = 0;
+    for (int i = 0; i < 50 && served < 3; i++) {
+        cl_open(&e, &c[0]);
+        cl_send(&c[0], "GET /echo/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+        if (cl_read(&c[0], r) == 0) {
+            assert_string_equal(r->body, "GET /echo/2? peer=127.0.0.1 v=11 body=");
+            served++;
+        } else {
+            sleep_ms(20); /* the per-IP count of closed connections is not yet released */
+        }
+        cl_close(&c[0]);
+    }
+    assert_int_equal(served, 3);
+    free(r);
+    ds_loop_free(&l2);
+    env_down(&e);
+}
+
 /* ---- streaming and CORS ---- */
 
 static void counters_reset(unsigned win)
@@ -1506,6 +1612,8 @@ int main(void)
         cmocka_unit_test(test_connection_limits),
         cmocka_unit_test(test_forwarded_for),
         cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_health),
+        cmocka_unit_test(test_two_loops),
         cmocka_unit_test(test_stream_response),
         cmocka_unit_test(test_stream_response_back_pressure),
         cmocka_unit_test(test_stream_window_overrun),

@@ -282,6 +282,60 @@ static void *writer(void *arg)
     return NULL;
 }
 
+/* A batch writes nothing until flushed (or full), then the same lines as ds_log_fields(),
+ * whole, in order; a line under the threshold is not kept. */
+static void test_batch(void **state)
+{
+    (void)state;
+    ds_log_set_level(DS_LOG_INFO);
+    capture_t c;
+    cap_begin(&c);
+    ds_log_batch_t b = {0};
+    ds_log_field_t f[] = {DS_LOG_STR("path", "/healthz"), DS_LOG_U64("status", 200), DS_LOG_END};
+    ds_log_batch_add(&b, DS_LOG_INFO, "http request", f, 3);
+    ds_log_batch_add(&b, DS_LOG_DEBUG, "hidden", f, 2);
+    ds_log_batch_add(&b, DS_LOG_WARN, "second", f, 1);
+    ds_log_warn("direct", DS_LOG_END);
+    ds_log_batch_flush(&b);
+    assert_int_equal(b.len, 0);
+    ds_log_batch_flush(&b); /* empty: writes nothing */
+    const char *out = cap_end(&c);
+    const char *l2 = strchr(out, '\n') + 1;
+    const char *l3 = strchr(l2, '\n') + 1;
+    assert_line_is(after_ts(out), ",\"level\":\"warn\",\"msg\":\"direct\"}\n");
+    assert_line_is(after_ts(l2), ",\"level\":\"info\",\"msg\":\"http request\","
+                                 "\"path\":\"/healthz\",\"status\":200}\n");
+    assert_string_equal(after_ts(l3),
+                        ",\"level\":\"warn\",\"msg\":\"second\",\"path\":\"/healthz\"}\n");
+    cap_free(&c);
+
+    /* Many lines (under the pipe's 64 KiB: nobody reads it meanwhile): each write is whole
+     * lines, none is lost or cut. */
+    char big[600];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    cap_begin(&c);
+    ds_log_field_t g[] = {DS_LOG_STR("v", big)};
+    for (int i = 0; i < 50; i++) {
+        ds_log_batch_add(&b, DS_LOG_INFO, "many", g, 1);
+        assert_true(b.len <= sizeof(b.buf));
+    }
+    ds_log_batch_flush(&b);
+    out = cap_end(&c);
+    size_t lines = 0;
+    for (const char *p = out; *p != '\0'; lines++) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        assert_memory_equal(p, "{\"ts\":", 6);
+        assert_memory_equal(nl - 606, "\"v\":\"x", 6);
+        assert_memory_equal(nl - 2, "\"}", 2);
+        p = nl + 1;
+    }
+    assert_int_equal(lines, 50);
+    cap_free(&c);
+    ds_log_set_level(DS_LOG_DEBUG);
+}
+
 static void *reader(void *arg)
 {
     cap_drain(arg);
@@ -335,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_level_parse),
         cmocka_unit_test(test_concurrent_lines_whole),
+        cmocka_unit_test(test_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,11 +38,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
+#include "runtime/admit.h"
 #include "runtime/catalog.h"
 #include "runtime/err.h"
 #include "runtime/log.h"
@@ -61,6 +64,7 @@ enum {
     TENANT_MAX = 40,                     /* bytes of a logged tenant id, NUL included */
     PIECE_BYTES = 65536,                 /* the most a REQUEST_BODY carries */
     CREDIT_MAX = 1 << 20,                /* credit a streamed request may hold */
+    RID_POOL = 512,                      /* random bytes drawn at once: 32 request ids */
 };
 
 /* A piece of a streamed response, framed and waiting for its entry to reach the head. */
@@ -135,10 +139,11 @@ typedef struct conn {
     owed_t owed;
     bool in_table;
     bool reading;
-    bool eof;      /* the peer closed its side */
-    bool closing;  /* no more requests are read */
-    bool shutting; /* uv_shutdown() issued */
-    bool closed;   /* uv_close() issued */
+    bool eof;           /* the peer closed its side */
+    bool closing;       /* no more requests are read */
+    bool shutting;      /* uv_shutdown() issued */
+    bool closed;        /* uv_close() issued */
+    bool resume_queued; /* in the server's resumes, for the loop's next prepare */
 } conn_t;
 
 typedef struct wreq {
@@ -159,11 +164,21 @@ struct ds_http_server {
     char *host;
     char **proxies;
     char **origins;
+    char *health;         /* health_path, or NULL */
+    uint8_t *health_list; /* the health answer's headers, encoded */
+    size_t health_list_len;
+    ds_admit_t *admit; /* connections, shared with the servers of ds_http_server_add() */
     uv_tcp_t listener;
     uv_timer_t tick;
+    uv_prepare_t flusher; /* writes the access log's batch before the loop waits */
+    ds_log_batch_t alog;  /* access-log lines of this loop iteration */
     uint16_t port;
-    uint64_t rid_fallback; /* request ids when RAND_bytes() fails */
-    unsigned handles;      /* open handles: the server is freed when the last one closes */
+    uint64_t rid_fallback;            /* request ids when RAND_bytes() fails */
+    unsigned char rid_pool[RID_POOL]; /* RAND_bytes() drawn ahead for request ids */
+    size_t rid_left;                  /* unused bytes at the end of rid_pool */
+    uint64_t *resumes; /* conn_key()s to resume() before the loop waits (written in place) */
+    size_t nresumes, resumes_cap;
+    unsigned handles; /* open handles: the server is freed when the last one closes */
     bool stopping;
     conn_t **conns; /* max_connections slots */
     uint32_t *gens;
@@ -610,10 +625,48 @@ static void on_written(uv_write_t *req, int status)
     resume(c);
 }
 
+/* c is to be resume()d before the loop waits: what a write callback would have done after a
+ * write that completed at once (reading may have stopped for max_pipeline). */
+static void resume_later(conn_t *c)
+{
+    ds_http_server_t *s = c->s;
+    if (c->resume_queued) {
+        return;
+    }
+    if (s->nresumes == s->resumes_cap) {
+        s->resumes_cap = s->resumes_cap == 0 ? 64 : 2 * s->resumes_cap;
+        s->resumes = ds_xrealloc(s->resumes, s->resumes_cap * sizeof(*s->resumes));
+    }
+    s->resumes[s->nresumes++] = conn_key(c);
+    c->resume_queued = true;
+}
+
 /* Writes data[0..len) (taking it) on c; a piece of entry seq is acknowledged once written.
- * 0, or -1 when the connection had to close. */
+ * A response (not a piece) is first tried at once (uv_try_write: no write request, no write
+ * callback, and none of the epoll_ctl() calls libuv 1.44 makes around one); what the socket
+ * does not take then goes through uv_write(), behind nothing (the queue was empty), so the
+ * order of bytes holds. 0, or -1 when the connection had to close. */
 static int write_buf(conn_t *c, char *data, size_t len, const piece_t *pc, uint64_t seq)
 {
+    if (pc == NULL && c->tcp.write_queue_size == 0 && len > 0) {
+        uv_buf_t b = uv_buf_init(data, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            free(data);
+            conn_close(c);
+            return -1;
+        }
+        if (n == (int)len) {
+            free(data);
+            c->last_active_ms = uv_now(c->tcp.loop);
+            resume_later(c);
+            return 0;
+        }
+        if (n > 0) {
+            memmove(data, data + n, len - (size_t)n);
+            len -= (size_t)n;
+        }
+    }
     wreq_t *w = ds_xcalloc(1, sizeof(*w));
     w->c = c;
     w->len = len;
@@ -632,14 +685,18 @@ static int write_buf(conn_t *c, char *data, size_t len, const piece_t *pc, uint6
     return 0;
 }
 
+/* The access-log line of p, into the loop's batch (written by on_flusher()). */
 static void access_log(const conn_t *c, const pending_t *p)
 {
     uint64_t us = (uv_hrtime() - p->start_ns) / 1000;
-    ds_log_info("http request", DS_LOG_STR("method", p->method), DS_LOG_STR("path", p->path),
-                DS_LOG_U64("status", p->status), DS_LOG_U64("bytes", p->body_len),
-                DS_LOG_U64("duration_us", us), DS_LOG_STR("request_id", p->request_id),
-                DS_LOG_STR("tenant", p->tenant), DS_LOG_STR("peer", p->client),
-                DS_LOG_STR("socket_peer", c->peer), DS_LOG_END);
+    const ds_log_field_t f[] = {
+        DS_LOG_STR("method", p->method),    DS_LOG_STR("path", p->path),
+        DS_LOG_U64("status", p->status),    DS_LOG_U64("bytes", p->body_len),
+        DS_LOG_U64("duration_us", us),      DS_LOG_STR("request_id", p->request_id),
+        DS_LOG_STR("tenant", p->tenant),    DS_LOG_STR("peer", p->client),
+        DS_LOG_STR("socket_peer", c->peer),
+    };
+    ds_log_batch_add(&c->s->alog, DS_LOG_INFO, "http request", f, sizeof(f) / sizeof(f[0]));
 }
 
 static void pending_free(pending_t *p)
@@ -753,7 +810,13 @@ static void request_id(ds_http_server_t *s, const ds_http_parsed_t *req,
         return;
     }
     unsigned char r[16];
-    if (RAND_bytes(r, sizeof(r)) != 1) {
+    if (s->rid_left < sizeof(r) && RAND_bytes(s->rid_pool, sizeof(s->rid_pool)) == 1) {
+        s->rid_left = sizeof(s->rid_pool); /* one call (and its getpid()) per 32 ids */
+    }
+    if (s->rid_left >= sizeof(r)) {
+        memcpy(r, s->rid_pool + sizeof(s->rid_pool) - s->rid_left, sizeof(r));
+        s->rid_left -= sizeof(r);
+    } else {
         /* unique, if not unpredictable: the id is a log key, never a secret */
         uint64_t n = ++s->rid_fallback;
         uint64_t who = (uint64_t)(uintptr_t)s;
@@ -954,6 +1017,26 @@ static bool preflight(conn_t *c, pending_t *p, const ds_http_parsed_t *req)
     return true;
 }
 
+/* Answers GET or HEAD of health_path in place of the handler (server.h, "Health"). True when
+ * req was one. A streamed request (a long body) is left to the handler. */
+static bool health(conn_t *c, pending_t *p, const ds_http_parsed_t *req)
+{
+    const ds_http_server_t *s = c->s;
+    if (s->health == NULL || req->streamed ||
+        (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)) {
+        return false;
+    }
+    const char *q = memchr(req->url, '?', req->url_len);
+    size_t n = q == NULL ? req->url_len : (size_t)(q - req->url);
+    if (n != strlen(s->health) || memcmp(req->url, s->health, n) != 0) {
+        return false;
+    }
+    static const char ok[] = "{\"status\":\"ok\"}";
+    serialize(p, 200, (ds_bytes_t){.ptr = s->health_list, .len = (uint32_t)s->health_list_len},
+              (const uint8_t *)ok, sizeof(ok) - 1);
+    return true;
+}
+
 /* A request (whole, or the head of a streamed one) goes to the handler. */
 static void on_request(conn_t *c, const ds_http_parsed_t *req)
 {
@@ -961,7 +1044,7 @@ static void on_request(conn_t *c, const ds_http_parsed_t *req)
     if (p->close_after) {
         c->closing = true; /* Connection: close, HTTP/1.0, upgrade: nothing more is read */
     }
-    if (preflight(c, p, req)) {
+    if (preflight(c, p, req) || health(c, p, req)) {
         return;
     }
     if (req->streamed) {
@@ -1125,6 +1208,11 @@ static void server_unref(ds_http_server_t *s)
         free(s->origins[i]);
     }
     free(s->origins);
+    ds_log_batch_flush(&s->alog);
+    ds_admit_unref(&s->admit);
+    free(s->resumes);
+    free(s->health);
+    free(s->health_list);
     free(s->host);
     free(s->conns);
     free(s->gens);
@@ -1163,6 +1251,7 @@ static void conn_close(conn_t *c)
         s->gens[c->slot]++;
         s->nconns--;
         c->in_table = false;
+        ds_admit_release(s->admit, c->peer);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
@@ -1182,23 +1271,20 @@ static void peer_name(uv_tcp_t *t, char out[PEER_MAX])
     }
 }
 
-/* A slot for a new connection from peer, or -1 when a limit refuses it. */
+/* A slot for a new connection from peer, or -1 when a limit refuses it. The limits count the
+ * connections of every server sharing s->admit; a slot is s's own. */
 static int64_t admit(const ds_http_server_t *s, const char *peer)
 {
-    if (s->nconns >= s->cfg.max_connections) {
-        return -1;
-    }
-    uint32_t same = 0;
     int64_t free_slot = -1;
-    for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
-        const conn_t *o = s->conns[i];
-        if (o == NULL) {
-            free_slot = free_slot < 0 ? i : free_slot;
-        } else if (strcmp(o->peer, peer) == 0) {
-            same++;
+    for (uint32_t i = 0; i < s->cfg.max_connections && free_slot < 0; i++) {
+        if (s->conns[i] == NULL) {
+            free_slot = i;
         }
     }
-    return same >= s->cfg.max_connections_ip ? -1 : free_slot;
+    if (free_slot < 0 || ds_admit_take(s->admit, peer) < 0) {
+        return -1;
+    }
+    return free_slot;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -1220,7 +1306,7 @@ static void on_connection(uv_stream_t *server, int status)
     int64_t slot = admit(s, c->peer);
     if (slot < 0) {
         ds_log_warn("http connection refused", DS_LOG_STR("peer", c->peer),
-                    DS_LOG_U64("connections", s->nconns), DS_LOG_END);
+                    DS_LOG_U64("connections", ds_admit_held(s->admit)), DS_LOG_END);
         conn_close(c);
         return;
     }
@@ -1502,6 +1588,8 @@ static void port_terminate(ds_ctx_t *ctx, int reason)
     }
     uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->tick, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->flusher, on_server_handle_closed);
+    ds_log_batch_flush(&s->alog);
 }
 
 static const ds_behaviour_t port_behaviour = {
@@ -1557,6 +1645,20 @@ static int config_copy(ds_http_server_t *s, const ds_http_config_t *in)
         s->origins[i] = ds_xstrdup(o);
     }
     c->cors_origins = NULL;
+    if (in->health_path != NULL && in->health_path[0] != '/') {
+        return -EINVAL;
+    }
+    c->health_path = NULL;
+    if (in->health_path != NULL) {
+        static const ds_http_header_t hs[] = {
+            {"Content-Type", 12, "application/json", 16},
+            {"Cache-Control", 13, "no-store", 8},
+        };
+        s->health = ds_xstrdup(in->health_path);
+        if (ds__http_headers_encode(hs, 2, false, &s->health_list, &s->health_list_len) < 0) {
+            return -EINVAL;
+        }
+    }
     s->conns = ds_xcalloc(c->max_connections, sizeof(conn_t *));
     s->gens = ds_xcalloc(c->max_connections, sizeof(uint32_t));
     return 0;
@@ -1571,9 +1673,36 @@ static uint32_t tick_ms(const ds_http_config_t *c)
     return m < 5 ? 5 : (m > 1000 ? 1000 : m);
 }
 
+/* A socket bound to ss with SO_REUSEADDR and SO_REUSEPORT, into the listener (libuv 1.44 has
+ * no UV_TCP_REUSEPORT: it came in 1.49). 0, or -errno. */
+static int bind_reuseport(ds_http_server_t *s, const struct sockaddr_storage *ss)
+{
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    int rc = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) < 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        rc = uv_tcp_open(&s->listener, fd);
+    }
+    if (rc < 0) {
+        (void)close(fd);
+    }
+    return rc;
+}
+
 static int listen_on(ds_http_server_t *s, uv_loop_t *uv)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     if (uv_ip4_addr(s->host, s->cfg.port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(s->host, s->cfg.port, (struct sockaddr_in6 *)&ss) != 0) {
         return -EINVAL;
@@ -1584,7 +1713,11 @@ static int listen_on(ds_http_server_t *s, uv_loop_t *uv)
     }
     s->listener.data = s;
     s->handles++;
-    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (s->cfg.reuseport) {
+        rc = bind_reuseport(s, &ss);
+    } else {
+        rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    }
     if (rc == 0) {
         rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
     }
@@ -1601,17 +1734,38 @@ static int listen_on(ds_http_server_t *s, uv_loop_t *uv)
     return 0;
 }
 
-int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out)
+/* Before the loop waits: the resumes owed by writes that completed at once (a connection may
+ * be queued again meanwhile: the loop takes those too), then the access log's batch. */
+static void on_flusher(uv_prepare_t *h)
 {
-    if (l == NULL || cfg == NULL || out == NULL) {
-        return -EINVAL;
+    ds_http_server_t *s = h->data;
+    for (size_t i = 0; i < s->nresumes; i++) {
+        conn_t *c = conn_of(s, s->resumes[i]);
+        if (c != NULL && c->resume_queued) {
+            c->resume_queued = false;
+            resume(c);
+        }
     }
+    s->nresumes = 0;
+    ds_log_batch_flush(&s->alog);
+}
+
+/* A server on l with cfg, counting its connections in admit (a reference is taken) or, when
+ * admit is NULL, in a table of its own. */
+static int server_create(ds_loop_t *l, const ds_http_config_t *cfg, ds_admit_t *admit,
+                         ds_http_server_t **out)
+{
     ds_http_server_t *s = ds_xcalloc(1, sizeof(*s));
     s->loop = l;
     s->rt = ds_loop_rt(l);
     s->handles = 1; /* ours, until the set-up is done */
     uv_loop_t *uv = ds_loop_uv(l);
     int rc = config_copy(s, cfg);
+    if (rc == 0 && admit != NULL) {
+        s->admit = ds_admit_ref(admit);
+    } else if (rc == 0) {
+        rc = ds_admit_new(s->cfg.max_connections, s->cfg.max_connections_ip, &s->admit);
+    }
     if (rc == 0) {
         rc = listen_on(s, uv);
     }
@@ -1631,9 +1785,36 @@ int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server
     s->handles++;
     uint32_t t = tick_ms(&s->cfg);
     (void)uv_timer_start(&s->tick, on_tick, t, t);
+    (void)uv_prepare_init(uv, &s->flusher);
+    s->flusher.data = s;
+    s->handles++;
+    (void)uv_prepare_start(&s->flusher, on_flusher);
     server_unref(s); /* the handles keep it now */
     *out = s;
     return 0;
+}
+
+int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out)
+{
+    if (l == NULL || cfg == NULL || out == NULL) {
+        return -EINVAL;
+    }
+    return server_create(l, cfg, NULL, out);
+}
+
+int ds_http_server_add(ds_http_server_t *first, ds_loop_t *l, ds_http_server_t **out)
+{
+    if (first == NULL || l == NULL || out == NULL || !first->cfg.reuseport || l == first->loop) {
+        return -EINVAL;
+    }
+    /* first's configuration, defaults applied, with its strings (immutable once made) */
+    ds_http_config_t cfg = first->cfg;
+    cfg.host = first->host;
+    cfg.port = first->port;
+    cfg.trusted_proxies = (const char *const *)first->proxies;
+    cfg.cors_origins = (const char *const *)first->origins;
+    cfg.health_path = first->health;
+    return server_create(l, &cfg, first->admit, out);
 }
 
 uint16_t ds_http_server_port(const ds_http_server_t *s)

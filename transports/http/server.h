@@ -66,13 +66,34 @@
  * duration_us, request_id, tenant, peer, socket_peer). tenant is the value of the handler's
  * X-Dossier-Tenant response header, which is logged and never sent ("" without one).
  *
- * Threads. ds_http_server_new() runs on the thread that created the loop, before
- * ds_loop_start() (it binds and listens, so errors come back synchronously). After that the
- * server's code runs on the loop thread only. ds_http_respond(), the streaming helpers and the
- * header helpers are safe from any actor / thread.
+ * Health. With health_path set, GET and HEAD of exactly that path (any query) are answered by
+ * the server itself on its loop, never reaching the handler: 200, Content-Type
+ * application/json, Cache-Control no-store, body {"status":"ok"}. So the answer proves that the
+ * process and this loop run, not that actors are scheduled (a liveness probe: readiness belongs
+ * to the handler). Other methods on that path go to the handler.
+ *
+ * Several loops. A server made with reuseport binds its listener with SO_REUSEPORT, and
+ * ds_http_server_add() starts more servers on other loops listening on the same address and
+ * port (port 0: the one the first got): the kernel spreads new connections over the listeners
+ * (by a hash of the addresses), and each loop serves its own connections from accept to close,
+ * sending requests to the same handler with its own port as reply_to. max_connections and
+ * max_connections_ip are counted across all of them (runtime/admit.h, shared). With SO_REUSEPORT
+ * another process of the same user could bind the port too; a server without reuseport
+ * refuses that (-EADDRINUSE), as before.
+ *
+ * Access log: one info line "http request" per answered request (method, path, status, bytes,
+ * duration_us, request_id, peer, socket_peer). Lines are collected per loop and written
+ * together (ds_log_batch_t: one write(2) per loop iteration or per DS_LOG_LINE_MAX bytes), so a
+ * line may reach the log a moment after its response reached the client.
+ *
+ * Threads. ds_http_server_new() and ds_http_server_add() run on the thread that created the
+ * loop, before ds_loop_start() (they bind and listen, so errors come back synchronously). After
+ * that the server's code runs on the loop thread only. ds_http_respond(), the streaming
+ * helpers and the header helpers are safe from any actor / thread.
  *
  * Lifetime. The server is a port of its loop: ds_loop_free() stops it, closes its listener and
- * connections and frees it (the ds_http_server_t pointer is dangling afterwards). */
+ * connections and frees it (the ds_http_server_t pointer is dangling afterwards). Servers made
+ * with ds_http_server_add() are independent of the first once made: each dies with its loop. */
 #pragma once
 
 #include <stdbool.h>
@@ -113,17 +134,26 @@ typedef struct ds_http_config {
     size_t ntrusted_proxies;            /* at most DS_HTTP_TRUSTED_PROXIES_MAX */
     const char *const *cors_origins;    /* exact origins ("https://app.example.com") allowed */
     size_t ncors_origins;               /* at most DS_HTTP_CORS_ORIGINS_MAX; none by default */
+    const char *health_path; /* GET/HEAD answered by the server ("Health" above); NULL: none */
+    bool reuseport;          /* SO_REUSEPORT listener, so ds_http_server_add() may follow */
 } ds_http_config_t;
 
 typedef struct ds_http_server ds_http_server_t;
 
 /* Binds host:port, listens and spawns the server's port on l. Call before ds_loop_start(l),
  * on the thread that created l. 0 and *out; -EINVAL for a bad config (nil handler, bad host,
- * too many proxies or origins, an empty or "*" origin or one longer than DS_HTTP_ORIGIN_MAX);
+ * too many proxies or origins, an empty or "*" origin or one longer than DS_HTTP_ORIGIN_MAX,
+ * a health_path not starting with '/');
  * libuv's error (-EADDRINUSE...) if the socket could not be set up. The server is freed by
  * ds_loop_free(l). The caller must have registered the http catalog (ds_http_msgs_register()) if it
  * sends the messages across nodes or validates them. */
 int ds_http_server_new(ds_loop_t *l, const ds_http_config_t *cfg, ds_http_server_t **out);
+/* Another server on loop l (not started; not first's loop) with first's configuration,
+ * listening on first's address and port, sharing its connection limits ("Several loops"
+ * above). Call on the thread that created l, before ds_loop_start(l), while first's loop is not
+ * yet freed. 0 and *out (freed by ds_loop_free(l)); -EINVAL if first was made without
+ * reuseport; libuv's or the socket's error (-EADDRINUSE...). */
+int ds_http_server_add(ds_http_server_t *first, ds_loop_t *l, ds_http_server_t **out);
 /* The port bound (useful with port 0). Valid until ds_loop_free(). */
 uint16_t ds_http_server_port(const ds_http_server_t *s);
 /* The id of the server's port actor (where responses go). */
