@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,17 +92,25 @@ static int signing_write(const char *dir, char kid[DS_TOKEN_KID_MAX + 1], char *
     (void)snprintf(kid, DS_TOKEN_KID_MAX + 1, "k%04d%02d%02dT%02d%02d%02dZ%02x%02x",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                    r[0], r[1]);
+    /* Written whole under a temporary name, then linked to its own: a reader never sees a
+     * part of a key. */
     char path[SIGNING_PATH_MAX];
+    char tmp[SIGNING_PATH_MAX];
     (void)snprintf(path, sizeof(path), "%s/%s.key", dir, kid);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    (void)snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, kid);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     bool ok = fd >= 0 && write(fd, key, sizeof(key)) == (ssize_t)sizeof(key) && fsync(fd) == 0;
     int e = errno;
     if (fd >= 0) {
         (void)close(fd);
     }
     OPENSSL_cleanse(key, sizeof(key));
+    if (ok && link(tmp, path) != 0) {
+        ok = false;
+        e = errno;
+    }
+    (void)unlink(tmp);
     if (!ok) {
-        (void)unlink(path);
         *why = ds_xasprintf("cannot write %s: %s", path, ds_strerror(-e));
         return -e;
     }
@@ -148,12 +157,21 @@ int ds_signing_load(const char *keys_dir, const char *iss, int64_t ttl, ds_token
 {
     char dir[SIGNING_PATH_MAX];
     int rc = signing_dir(keys_dir, dir, sizeof(dir), why);
+    /* Nodes starting together agree on the first key: whoever holds the directory's lock
+     * makes it, the others then find it. */
+    int dfd = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+        (void)flock(dfd, LOCK_EX);
+    }
     char *names[SIGNING_NAMES_MAX];
     size_t n = rc == 0 ? signing_list(dir, names) : 0;
     if (rc == 0 && n == 0) {
         char kid[DS_TOKEN_KID_MAX + 1];
         rc = signing_write(dir, kid, why);
         n = rc == 0 ? signing_list(dir, names) : 0;
+    }
+    if (dfd >= 0) {
+        (void)close(dfd); /* releases the lock */
     }
     ds_token_ring_t *ring = NULL;
     if (rc == 0) {
