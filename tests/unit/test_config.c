@@ -605,16 +605,19 @@ static void test_file_errors(void **state)
 
 /* ---- the http section and lists ---------------------------------------------------------- */
 
-static void expect_list(const ds_config_list_t *l, size_t n, ...)
+/* The list holds exactly the NULL-terminated items, in order. */
+static void expect_items(const ds_config_list_t *l, const char *const *items)
 {
-    assert_int_equal(l->count, n);
-    va_list ap;
-    va_start(ap, n);
-    for (size_t i = 0; i < n; i++) {
-        assert_string_equal(l->items[i], va_arg(ap, const char *));
+    size_t n = 0;
+    while (items[n] != NULL) {
+        n++;
     }
-    va_end(ap);
+    assert_int_equal(l->count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(l->items[i], items[i]);
+    }
 }
+#define EXPECT_LIST(l, n, ...) expect_items((l), (const char *const[]){__VA_ARGS__, NULL})
 
 static void test_http_keys(void **state)
 {
@@ -639,10 +642,10 @@ static void test_http_keys(void **state)
                                "    stream_threshold: 1KiB\n",
                                NULL, &cfg, &e),
                      0);
-    expect_list(&cfg->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
+    EXPECT_LIST(&cfg->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
                 "http://[::1]:8080", "https://127.0.0.1:8443");
     /* Addresses are stored as the gateway prints a peer, so "::0001" matches "::1". */
-    expect_list(&cfg->http.trusted_proxies, 3, "127.0.0.1", "::1", "2001:db8::7");
+    EXPECT_LIST(&cfg->http.trusted_proxies, 3, "127.0.0.1", "::1", "2001:db8::7");
     assert_int_equal(cfg->http.header_timeout_ms, 500);
     assert_int_equal(cfg->http.max_connections_ip, 2);
     assert_int_equal(cfg->http.max_connections, 1024);
@@ -659,7 +662,7 @@ static void test_http_keys(void **state)
     assert_int_equal(ds_config_load_buffer(a, strlen(a), "dump", NULL, &again, &e), 0);
     char *b = dump_str(again, 0);
     assert_string_equal(a, b);
-    expect_list(&again->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
+    EXPECT_LIST(&again->http.cors_origins, 4, "https://app.example.com", "http://localhost:3000",
                 "http://[::1]:8080", "https://127.0.0.1:8443");
     free(a);
     free(b);
@@ -669,8 +672,8 @@ static void test_http_keys(void **state)
     /* A key with no value, or [], is the empty list; so is an empty variable. */
     assert_int_equal(load_text("http:\n  cors_origins:\n  trusted_proxies: []\n", NULL, &cfg, &e),
                      0);
-    expect_list(&cfg->http.cors_origins, 0);
-    expect_list(&cfg->http.trusted_proxies, 0);
+    expect_items(&cfg->http.cors_origins, (const char *const[]){NULL});
+    expect_items(&cfg->http.trusted_proxies, (const char *const[]){NULL});
     ds_config_free(&cfg);
 }
 
@@ -688,14 +691,14 @@ static void test_list_env(void **state)
                                "  trusted_proxies: [10.0.0.1]\n",
                                env, &cfg, &e),
                      0);
-    expect_list(&cfg->http.cors_origins, 2, "https://b.example", "http://c.example:81");
-    expect_list(&cfg->http.trusted_proxies, 0);
+    EXPECT_LIST(&cfg->http.cors_origins, 2, "https://b.example", "http://c.example:81");
+    expect_items(&cfg->http.trusted_proxies, (const char *const[]){NULL});
     assert_int_equal(cfg->http.limits.max_url, 300);
     ds_config_free(&cfg);
 
     char *const one[] = {"DOSSIER_HTTP__TRUSTED_PROXIES=192.0.2.1", NULL};
     assert_int_equal(ds_config_load(NULL, one, &cfg, &e), 0);
-    expect_list(&cfg->http.trusted_proxies, 1, "192.0.2.1");
+    EXPECT_LIST(&cfg->http.trusted_proxies, 1, "192.0.2.1");
     ds_config_free(&cfg);
 
     expect_env_error("DOSSIER_HTTP__CORS_ORIGINS=https://a.example,,https://b.example",
