@@ -413,6 +413,17 @@ static int check_text(const char *text, size_t len, char *msg, size_t msgsize)
             ds__fmt(msg, msgsize, "is not valid UTF-8");
             return -EINVAL;
         }
+        /* C1 controls (U+0080..U+009F, NEL among them), the line and paragraph separators,
+         * the BOM and U+FFFE/U+FFFF: YAML cannot carry them in a plain or quoted scalar
+         * unchanged, so `config show` could not write the value back. */
+        bool c1 = n == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0;
+        bool sep = n == 3 && s[i] == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] & 0xfe) == 0xa8;
+        bool bom = n == 3 && s[i] == 0xef && s[i + 1] == 0xbb && s[i + 2] == 0xbf;
+        bool nonchar = n == 3 && s[i] == 0xef && s[i + 1] == 0xbf && s[i + 2] >= 0xbe;
+        if (c1 || sep || bom || nonchar) {
+            ds__fmt(msg, msgsize, "must not contain control characters");
+            return -EINVAL;
+        }
         i += n;
     }
     return 0;

@@ -504,7 +504,9 @@ static void test_wrong_types(void **state)
                  "expected a size in bytes (65536 or 64KiB), got \"64KB\"");
     expect_error("blob: {dir: relative/path}\n", 1, "blob.dir", "must be an absolute path");
     expect_error("data_dir: \"a\\tb\"\n", 1, "data_dir", "must not contain control characters");
-    expect_error("region: \"eu\\x80\"\n", 1, "region", "must be 1 to 32");
+    expect_error("region: \"eu\\x80\"\n", 1, "region", "control characters"); /* U+0080 */
+    expect_error("region: \"eu\\u2028\"\n", 1, "region", "control characters");
+    expect_error("data_dir: \"/x\\x85y\"\n", 1, "data_dir", "control characters");
     expect_error("region: -eu\n", 1, "region", "must be 1 to 32");
     expect_error("region: abcdefghijabcdefghijabcdefghijabc\n", 1, "region", "must be 1 to 32");
     expect_error("log:\n  level: verbose\n", 2, "log.level", "expected debug, info, warn");
