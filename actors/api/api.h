@@ -216,6 +216,13 @@ unsigned ds_api_roles_parse(const char *s, size_t len);
 /* roles as a text[] literal into out ("{admin}"). */
 void ds_api_roles_format(unsigned roles, char *out, size_t cap);
 
+/* Steps most handlers end with. ds_api_step_204: 204 when statement 0 returned a row, else a
+ * 404 failure (audited). ds_api_step_object: statement 0's (json, row_version) as 200 with
+ * ETag, else 404. ds_api_step_value: statement 0's one value as 200, NULL as 404. */
+int ds_api_step_204(ds_api_call_t *c, const ds_msg_t *reply);
+int ds_api_step_object(ds_api_call_t *c, const ds_msg_t *reply);
+int ds_api_step_value(ds_api_call_t *c, const ds_msg_t *reply);
+
 /* The handlers, one per route of routes.def. */
 #define DS_ROUTE(method, pattern, name, flags, kinds, body) int api_h_##name(ds_api_call_t *c);
 #include "actors/api/routes.def"

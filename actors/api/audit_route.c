@@ -78,25 +78,6 @@ static bool audit_uuid(const char *s)
     return ds_token_uuid_valid(s, strlen(s));
 }
 
-static int audit_list_done(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    const ds_pg_value_t *v = ds_api_value(&r, 0);
-    if (r.code != 0) {
-        rc = ds_api_pg_problem(c, &r);
-    } else if (v == NULL) {
-        rc = -EPROTO;
-    } else {
-        rc = ds_api_reply(c, 200, NULL, 0, v->ptr, v->len);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_audit_list(ds_api_call_t *c)
 {
     static const audit_filter_t filters[] = {
@@ -128,5 +109,5 @@ int api_h_audit_list(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, audit_list_done);
+    return ds_api_tx(c, &r, ds_api_step_value);
 }

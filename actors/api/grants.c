@@ -39,18 +39,6 @@ int api_h_grants_list(ds_api_call_t *c)
     return rc < 0 ? rc : ds_api_list(c, sql, extra, 4);
 }
 
-static int grants_got(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = ds_api_object_reply(c, &r, 0, 200, NULL);
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_grants_get(ds_api_call_t *c)
 {
     ds_pg_req_t *r = ds_pg_req_new();
@@ -61,7 +49,7 @@ int api_h_grants_get(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, grants_got);
+    return ds_api_tx(c, &r, ds_api_step_object);
 }
 
 static int grants_created(ds_api_call_t *c, const ds_msg_t *reply)
@@ -177,24 +165,6 @@ int api_h_grants_create(ds_api_call_t *c)
     return rc;
 }
 
-static int grants_deleted(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    if (r.code != 0) {
-        rc = ds_api_fail_pg(c, &r);
-    } else if (r.stmts[0].nrows == 0) {
-        rc = ds_api_fail(c, "failure", "not_found", 404, "not-found", NULL);
-    } else {
-        rc = ds_api_reply(c, 204, NULL, 0, NULL, 0);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_grants_delete(ds_api_call_t *c)
 {
     c->action = "grant.delete";
@@ -216,7 +186,7 @@ int api_h_grants_delete(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, grants_deleted);
+    return ds_api_tx(c, &r, ds_api_step_204);
 }
 
 /* GET /v1/folders: the folders the caller may see (all of them for tenant admins), by id.
@@ -255,25 +225,6 @@ static const char grants_permissions_sql[] =
     " SELECT 'service_account', s.id FROM dossier.service_accounts s"
     " WHERE 'admin' = ANY (s.roles) AND s.status = 'active') a), '[]'::json)) END";
 
-static int grants_permissions_done(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    const ds_pg_value_t *v = ds_api_value(&r, 0);
-    if (r.code != 0) {
-        rc = ds_api_pg_problem(c, &r);
-    } else if (v == NULL) {
-        rc = ds_api_not_found(c);
-    } else {
-        rc = ds_api_reply(c, 200, NULL, 0, v->ptr, v->len);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 static int grants_permissions(ds_api_call_t *c, const char *kind)
 {
     const char *p[] = {grants_ptype(c), c->who_id, kind, c->match.params[0],
@@ -284,7 +235,7 @@ static int grants_permissions(ds_api_call_t *c, const char *kind)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, grants_permissions_done);
+    return ds_api_tx(c, &r, ds_api_step_value);
 }
 
 int api_h_folders_permissions(ds_api_call_t *c)

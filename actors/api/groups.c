@@ -56,25 +56,6 @@ static int groups_object_done(ds_api_call_t *c, const ds_msg_t *reply)
     return rc;
 }
 
-/* A change without a body to answer: 204 when statement 0 returned a row, else 404. */
-static int groups_done_204(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    if (r.code != 0) {
-        rc = ds_api_fail_pg(c, &r);
-    } else if (r.stmts[0].nrows == 0) {
-        rc = ds_api_fail(c, "failure", "not_found", 404, "not-found", NULL);
-    } else {
-        rc = ds_api_reply(c, 204, NULL, 0, NULL, 0);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_groups_get(ds_api_call_t *c)
 {
     ds_pg_req_t *r = ds_pg_req_new();
@@ -199,7 +180,7 @@ int api_h_groups_delete(ds_api_call_t *c)
                          " SELECT g.id, dossier.audit_append($1, $2::uuid, $3, $4, $5, $6::uuid,"
                          " $7::inet, $8, $9, jsonb_build_object('name', g.name)"
                          " || $10::jsonb) FROM g",
-                         NULL, NULL, 0, groups_done_204);
+                         NULL, NULL, 0, ds_api_step_204);
 }
 
 static int groups_member(ds_api_call_t *c, bool add)
@@ -222,7 +203,7 @@ static int groups_member(ds_api_call_t *c, bool add)
               " AND m.user_id = $11::uuid RETURNING m.id)"
               " SELECT m.id, dossier.audit_append($1, $2::uuid, $3, $4, $5, $6::uuid, $7::inet,"
               " $8, $9, $10::jsonb) FROM m",
-        details, extra, 1, groups_done_204);
+        details, extra, 1, ds_api_step_204);
     free(details);
     return rc;
 }

@@ -65,24 +65,6 @@ static int sa_object_done(ds_api_call_t *c, const ds_msg_t *reply)
     return rc;
 }
 
-static int sa_done_204(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    if (r.code != 0) {
-        rc = ds_api_fail_pg(c, &r);
-    } else if (r.stmts[0].nrows == 0) {
-        rc = ds_api_fail(c, "failure", "not_found", 404, "not-found", NULL);
-    } else {
-        rc = ds_api_reply(c, 204, NULL, 0, NULL, 0);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_service_accounts_get(ds_api_call_t *c)
 {
     ds_pg_req_t *r = ds_pg_req_new();
@@ -248,7 +230,7 @@ int api_h_service_accounts_delete(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, sa_done_204);
+    return ds_api_tx(c, &r, ds_api_step_204);
 }
 
 static const ds_json_field_t sa_key_fields[] = {
@@ -344,5 +326,5 @@ int api_h_service_accounts_key_delete(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, sa_done_204);
+    return ds_api_tx(c, &r, ds_api_step_204);
 }

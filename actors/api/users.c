@@ -43,18 +43,6 @@ int api_h_users_list(ds_api_call_t *c)
     return rc < 0 ? rc : ds_api_list(c, sql, NULL, 0);
 }
 
-static int users_object_done(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = ds_api_object_reply(c, &r, 0, 200, NULL);
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int api_h_users_get(ds_api_call_t *c)
 {
     ds_pg_req_t *r = ds_pg_req_new();
@@ -66,7 +54,7 @@ int api_h_users_get(ds_api_call_t *c)
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, users_object_done);
+    return ds_api_tx(c, &r, ds_api_step_object);
 }
 
 static void users_hash(void *arg)

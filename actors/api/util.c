@@ -586,25 +586,6 @@ int ds_api_list_sql(char *out, size_t cap, const char *render, const char *table
     return n < 0 || (size_t)n >= cap ? -EMSGSIZE : 0;
 }
 
-static int util_list_done(ds_api_call_t *c, const ds_msg_t *reply)
-{
-    ds_pg_reply_t r;
-    int rc = ds_pg_reply_decode(reply, &r);
-    if (rc < 0) {
-        return rc;
-    }
-    const ds_pg_value_t *v = ds_api_value(&r, 0);
-    if (r.code != 0) {
-        rc = ds_api_pg_problem(c, &r);
-    } else if (v == NULL) {
-        rc = ds_api_not_found(c); /* the list's parent does not exist (for the caller) */
-    } else {
-        rc = ds_api_reply(c, 200, NULL, 0, v->ptr, v->len);
-    }
-    ds_pg_reply_fini(&r);
-    return rc;
-}
-
 int ds_api_list(ds_api_call_t *c, const char *sql, const char *const *extra, size_t nextra)
 {
     char limit[16];
@@ -622,7 +603,7 @@ int ds_api_list(ds_api_call_t *c, const char *sql, const char *const *extra, siz
         ds_pg_req_free(&r);
         return rc;
     }
-    return ds_api_tx(c, &r, util_list_done);
+    return ds_api_tx(c, &r, ds_api_step_value);
 }
 
 int ds_api_object_reply(ds_api_call_t *c, const ds_pg_reply_t *r, uint32_t stmt, uint32_t status,
@@ -655,4 +636,55 @@ int ds_api_object_reply(ds_api_call_t *c, const ds_pg_reply_t *r, uint32_t stmt,
         return -EPROTO;
     }
     return ds_api_reply(c, status, h, n, body->ptr, body->len);
+}
+
+/* --- common steps ------------------------------------------------------------------------ */
+
+int ds_api_step_204(ds_api_call_t *c, const ds_msg_t *reply)
+{
+    ds_pg_reply_t r;
+    int rc = ds_pg_reply_decode(reply, &r);
+    if (rc < 0) {
+        return rc;
+    }
+    if (r.code != 0) {
+        rc = ds_api_fail_pg(c, &r);
+    } else if (r.nstmts == 0 || r.stmts[0].nrows == 0) {
+        rc = ds_api_fail(c, "failure", "not_found", 404, "not-found", NULL);
+    } else {
+        rc = ds_api_reply(c, 204, NULL, 0, NULL, 0);
+    }
+    ds_pg_reply_fini(&r);
+    return rc;
+}
+
+int ds_api_step_object(ds_api_call_t *c, const ds_msg_t *reply)
+{
+    ds_pg_reply_t r;
+    int rc = ds_pg_reply_decode(reply, &r);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = ds_api_object_reply(c, &r, 0, 200, NULL);
+    ds_pg_reply_fini(&r);
+    return rc;
+}
+
+int ds_api_step_value(ds_api_call_t *c, const ds_msg_t *reply)
+{
+    ds_pg_reply_t r;
+    int rc = ds_pg_reply_decode(reply, &r);
+    if (rc < 0) {
+        return rc;
+    }
+    const ds_pg_value_t *v = ds_api_value(&r, 0);
+    if (r.code != 0) {
+        rc = ds_api_pg_problem(c, &r);
+    } else if (v == NULL) {
+        rc = ds_api_not_found(c); /* the object (or a list's parent) is not there for the caller */
+    } else {
+        rc = ds_api_reply(c, 200, NULL, 0, v->ptr, v->len);
+    }
+    ds_pg_reply_fini(&r);
+    return rc;
 }
