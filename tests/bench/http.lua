@@ -3,6 +3,8 @@
 --   BENCH_TOKEN   if set: Authorization: Bearer <token>
 --   BENCH_HOST    if set: the Host header (the tenant of a login is its first label)
 --   BENCH_BODY    if set: the body, sent as application/json
+--   BENCH_BODIES  if set: a file of bodies, one per line; each request sends the next one
+--                 (each thread starts at a random line), as application/json
 -- done() prints wrk's summary as one WRK line, the same fields as the nginx anchor's wrk.lua
 -- (../shared/anchors/http/wrk.lua), so http.sh parses both the same way.
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
@@ -18,6 +20,24 @@ local body = os.getenv("BENCH_BODY")
 if body and body ~= "" then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
+end
+
+local bodies_file = os.getenv("BENCH_BODIES")
+if bodies_file and bodies_file ~= "" then
+  local bodies = {}
+  for line in io.lines(bodies_file) do
+    bodies[#bodies + 1] = line
+  end
+  wrk.headers["Content-Type"] = "application/json"
+  local next_body = 0
+  function init(args)
+    math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+    next_body = math.random(1, #bodies)
+  end
+  function request()
+    next_body = next_body % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[next_body])
+  end
 end
 
 function done(summary, latency, requests)
