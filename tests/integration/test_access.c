@@ -30,88 +30,12 @@
 #include <libpq-fe.h>
 
 #include "runtime/mem.h"
+#include "tests/integration/pgsql.h"
 #include "tests/integration/pgtest.h"
 
 /* ---- synchronous SQL on one session ------------------------------------------------------ */
 
 static pgtest_env_t g_env;
-
-static PGconn *pg_open(const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("cannot connect: %s", PQerrorMessage(c));
-    }
-    return c;
-}
-
-static void pg_close(PGconn **c)
-{
-    PQfinish(*c);
-    *c = NULL;
-}
-
-/* Runs sql with text params; fails the test unless it succeeds. Caller PQclear()s. */
-static PGresult *q(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("query failed: %s  in: %s", PQresultErrorMessage(r), sql);
-    }
-    return r;
-}
-
-static void q_exec(PGconn *c, const char *sql)
-{
-    PQclear(q(c, sql, 0, NULL));
-}
-
-/* The first value of the first row, malloc'ed ("<null>" for NULL); fails without a row. */
-static char *q_value(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = q(c, sql, n, params);
-    if (PQntuples(r) < 1) {
-        fail_msg("no row from: %s", sql);
-    }
-    char *v = ds_xstrdup(PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-static void q_expect(PGconn *c, const char *sql, int n, const char *const *params, const char *want)
-{
-    char *v = q_value(c, sql, n, params);
-    if (strcmp(v, want) != 0) {
-        fail_msg("got \"%s\", want \"%s\"  from: %s", v, want, sql);
-    }
-    free(v);
-}
-
-/* Runs sql expecting SQLSTATE state, under a savepoint when inside a transaction. */
-static void q_fails(PGconn *c, const char *sql, int n, const char *const *params, const char *state)
-{
-    bool in_tx = PQtransactionStatus(c) == PQTRANS_INTRANS;
-    if (in_tx) {
-        q_exec(c, "SAVEPOINT expect_error");
-    }
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR || got == NULL || strcmp(got, state) != 0) {
-        fail_msg("expected SQLSTATE %s, got %s: %s  in: %s", state, got ? got : "success",
-                 PQresultErrorMessage(r), sql);
-    }
-    PQclear(r);
-    if (in_tx) {
-        q_exec(c, "ROLLBACK TO SAVEPOINT expect_error");
-    }
-}
-
-static void set_tenant(PGconn *c, const char *tenant)
-{
-    const char *p[] = {tenant};
-    PQclear(q(c, "SELECT pg_catalog.set_config('app.tenant_id', $1, true)", 1, p));
-}
 
 /* A new tenant with a random slug, through the owner. Returns its id (malloc'ed). */
 static char *tenant_new(PGconn *owner)

@@ -32,6 +32,7 @@
 #include "runtime/err.h"
 #include "runtime/log.h"
 #include "runtime/rt.h"
+#include "tests/integration/pgsql.h"
 #include "tests/integration/pgtest.h"
 #include "transports/blob/blob.h"
 #include "transports/blob/keystore.h"
@@ -54,29 +55,14 @@ static struct {
 
 /* ---- SQL helpers ---- */
 
-static PGresult *q(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    }
-    return r;
-}
-
-static void q_exec(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PQclear(q(c, sql, n, params));
-}
-
 /* Runs sql in a transaction of tenant (RLS is forced on the owner too). */
 static void tenant_sql(PGconn *c, const char *tenant, const char *sql)
 {
     const char *p[] = {tenant};
-    q_exec(c, "BEGIN", 0, NULL);
-    q_exec(c, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
-    q_exec(c, sql, 0, NULL);
-    q_exec(c, "COMMIT", 0, NULL);
+    q_execp(c, "BEGIN", 0, NULL);
+    q_execp(c, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
+    q_execp(c, sql, 0, NULL);
+    q_execp(c, "COMMIT", 0, NULL);
 }
 
 static void tenant_new(char id[DS_AUDIT_UUID_LEN + 1])
@@ -94,39 +80,40 @@ static void tenant_new(char id[DS_AUDIT_UUID_LEN + 1])
 static void tenant_drop(const char *id)
 {
     const char *p[] = {id};
-    q_exec(g.owner, "BEGIN", 0, NULL);
-    q_exec(g.owner, "SELECT dossier.tenant_purge($1)", 1, p);
-    q_exec(g.owner, "DELETE FROM dossier.tenants WHERE id = $1", 1, p);
-    q_exec(g.owner, "COMMIT", 0, NULL);
+    q_execp(g.owner, "BEGIN", 0, NULL);
+    q_execp(g.owner, "SELECT dossier.tenant_purge($1)", 1, p);
+    q_execp(g.owner, "DELETE FROM dossier.tenants WHERE id = $1", 1, p);
+    q_execp(g.owner, "COMMIT", 0, NULL);
 }
 
 /* Appends n entries as dossier_app, with NULLs, non-ASCII text and nested details. */
 static void append(const char *tenant, int n)
 {
     const char *p[] = {tenant};
-    q_exec(g.app, "BEGIN", 0, NULL);
-    q_exec(g.app, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
+    q_execp(g.app, "BEGIN", 0, NULL);
+    q_execp(g.app, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
     for (int i = 0; i < n; i++) {
-        q_exec(g.app,
-               "SELECT dossier.audit_append(CASE WHEN random() < 0.5 THEN 'user' ELSE 'system' END,"
-               " gen_random_uuid(), 'Zo\xc3\xab <zoe@example.com>', 'user.create', 'user', NULL,"
-               " '10.0.0.1'::inet, 'req-' || md5(random()::text), 'success',"
-               " jsonb_build_object('n', random(), 's', '\xc3\xa9\\\"', 'deep', "
-               "'{\"a\":[1,2.50]}'::jsonb))",
-               0, NULL);
+        q_execp(
+            g.app,
+            "SELECT dossier.audit_append(CASE WHEN random() < 0.5 THEN 'user' ELSE 'system' END,"
+            " gen_random_uuid(), 'Zo\xc3\xab <zoe@example.com>', 'user.create', 'user', NULL,"
+            " '10.0.0.1'::inet, 'req-' || md5(random()::text), 'success',"
+            " jsonb_build_object('n', random(), 's', '\xc3\xa9\\\"', 'deep', "
+            "'{\"a\":[1,2.50]}'::jsonb))",
+            0, NULL);
     }
-    q_exec(g.app, "COMMIT", 0, NULL);
+    q_execp(g.app, "COMMIT", 0, NULL);
 }
 
 static uint64_t head_seq(const char *tenant)
 {
     const char *p[] = {tenant};
-    q_exec(g.owner, "BEGIN", 0, NULL);
-    q_exec(g.owner, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
+    q_execp(g.owner, "BEGIN", 0, NULL);
+    q_execp(g.owner, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
     PGresult *r = q(g.owner, "SELECT coalesce(max(seq), 0) FROM dossier.audit_log", 0, NULL);
     uint64_t s = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    q_exec(g.owner, "COMMIT", 0, NULL);
+    q_execp(g.owner, "COMMIT", 0, NULL);
     return s;
 }
 
@@ -214,10 +201,10 @@ static void test_encoder_matches_sql(void **state)
     tenant_new(tenant);
     append(tenant, 4);
     const char *p[] = {tenant, "0", "00000000-0000-0000-0000-000000000000", "100"};
-    q_exec(g.owner, "BEGIN", 0, NULL);
-    q_exec(g.owner, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
+    q_execp(g.owner, "BEGIN", 0, NULL);
+    q_execp(g.owner, "SELECT set_config('app.tenant_id', $1, true)", 1, p);
     r = q(g.owner, DS_AUDIT_BATCH_SQL, 4, p);
-    q_exec(g.owner, "COMMIT", 0, NULL);
+    q_execp(g.owner, "COMMIT", 0, NULL);
     assert_int_equal(PQntuples(r), 4);
     for (int i = 0; i < 4; i++) {
         ds_pg_value_t row[DS_AUDIT_NCOLS];

@@ -27,55 +27,12 @@
 #include <libpq-fe.h>
 
 #include "runtime/mem.h"
+#include "tests/integration/pgsql.h"
 #include "tests/integration/pgtest.h"
 
 /* ---- synchronous SQL on one session (the tests depend on session state) ---------------- */
 
 static pgtest_env_t g_env;
-
-/* A connection on dsn; fails the test if it cannot connect. */
-static PGconn *pg_open(const char *dsn)
-{
-    PGconn *c = PQconnectdb(dsn);
-    if (PQstatus(c) != CONNECTION_OK) {
-        fail_msg("cannot connect: %s", PQerrorMessage(c));
-    }
-    return c;
-}
-
-static void pg_close(PGconn **c)
-{
-    PQfinish(*c);
-    *c = NULL;
-}
-
-/* Runs sql with text params; fails the test unless it succeeds. Caller PQclear()s. */
-static PGresult *q(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fail_msg("query failed: %s  in: %s", PQresultErrorMessage(r), sql);
-    }
-    return r;
-}
-
-static void q_exec(PGconn *c, const char *sql)
-{
-    PQclear(q(c, sql, 0, NULL));
-}
-
-/* The first column of the first row, malloc'ed ("" for NULL); fails without a row. */
-static char *q_value(PGconn *c, const char *sql, int n, const char *const *params)
-{
-    PGresult *r = q(c, sql, n, params);
-    if (PQntuples(r) < 1) {
-        fail_msg("no row from: %s", sql);
-    }
-    char *v = ds_xstrdup(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
 
 static long q_long(PGconn *c, const char *sql, int n, const char *const *params)
 {
@@ -92,36 +49,6 @@ static long q_changed(PGconn *c, const char *sql, int n, const char *const *para
     long x = strtol(PQcmdTuples(r), NULL, 10);
     PQclear(r);
     return x;
-}
-
-/* Runs sql expecting SQLSTATE state and, if msg is not NULL, a message containing it. Inside
- * a transaction the statement runs under a savepoint, so the transaction goes on. */
-static void q_fails(PGconn *c, const char *sql, int n, const char *const *params, const char *state,
-                    const char *msg)
-{
-    bool in_tx = PQtransactionStatus(c) == PQTRANS_INTRANS;
-    if (in_tx) {
-        q_exec(c, "SAVEPOINT expect_error");
-    }
-    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-    const char *got = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *text = PQresultErrorMessage(r);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR || got == NULL || strcmp(got, state) != 0 ||
-        (msg != NULL && strstr(text, msg) == NULL)) {
-        fail_msg("expected SQLSTATE %s (%s), got %s: %s  in: %s", state, msg ? msg : "any",
-                 got ? got : "success", text, sql);
-    }
-    PQclear(r);
-    if (in_tx) {
-        q_exec(c, "ROLLBACK TO SAVEPOINT expect_error");
-    }
-}
-
-/* set_config('app.tenant_id', tenant, true): the first statement of a tenant transaction. */
-static void set_tenant(PGconn *c, const char *tenant)
-{
-    const char *p[] = {tenant};
-    PQclear(q(c, "SELECT pg_catalog.set_config('app.tenant_id', $1, true)", 1, p));
 }
 
 /* A new tenant with a random slug (control plane: through the owner). Returns its id. */
@@ -371,26 +298,26 @@ static void check_table_from_a(PGconn *app, const char *table, const char *a, co
     if (may_update) {
         assert_int_equal(q_changed(app, sql, 1, pb), 0);
     } else {
-        q_fails(app, sql, 1, pb, "42501", "permission denied");
+        q_fails_msg(app, sql, 1, pb, "42501", "permission denied");
     }
     free(sql);
     sql = ds_xasprintf("DELETE FROM %s WHERE tenant_id = $1", rel);
     if (may_delete) {
         assert_int_equal(q_changed(app, sql, 1, pb), 0);
     } else {
-        q_fails(app, sql, 1, pb, "42501", "permission denied");
+        q_fails_msg(app, sql, 1, pb, "42501", "permission denied");
     }
     free(sql);
 
     /* Moving a's rows to b, or inserting a row for b, is refused by the policy. */
     sql = ds_xasprintf("UPDATE %s SET tenant_id = $1", rel);
-    q_fails(app, sql, 1, pb, "42501", may_update ? "row-level security" : "permission denied");
+    q_fails_msg(app, sql, 1, pb, "42501", may_update ? "row-level security" : "permission denied");
     free(sql);
     sql = ds_xasprintf("INSERT INTO %s SELECT (jsonb_populate_record(NULL::%s, to_jsonb(t) ||"
                        " jsonb_build_object('tenant_id', $1::uuid, 'id', gen_random_uuid()))).*"
                        " FROM %s t LIMIT 1",
                        rel, rel, rel);
-    q_fails(app, sql, 1, pb, "42501", "row-level security");
+    q_fails_msg(app, sql, 1, pb, "42501", "row-level security");
     free(sql);
     q_exec(app, "ROLLBACK");
     free(rel);
@@ -479,10 +406,10 @@ static void test_no_tenant_nothing_visible(void **state)
     expect_nothing_visible(app, &tables, "after a transaction that set the tenant");
 
     const char *pa[] = {a};
-    q_fails(app, "INSERT INTO dossier.jobs (tenant_id, kind) VALUES ($1, 'x')", 1, pa, "42501",
-            "row-level security");
-    q_fails(app, "INSERT INTO dossier.jobs (kind) VALUES ('x')", 0, NULL, "42501",
-            "row-level security");
+    q_fails_msg(app, "INSERT INTO dossier.jobs (tenant_id, kind) VALUES ($1, 'x')", 1, pa, "42501",
+                "row-level security");
+    q_fails_msg(app, "INSERT INTO dossier.jobs (kind) VALUES ('x')", 0, NULL, "42501",
+                "row-level security");
 
     pg_close(&app);
     tenant_drop(owner, &a);
@@ -646,16 +573,16 @@ static void test_audit_log_append_only(void **state)
                 " VALUES (1, decode(repeat('00', 32), 'hex'), sha256('\\x01'::bytea), 'anonymous',"
                 " 'auth.login', 'user', '198.51.100.7', 'r-1', 'failure', '{\"reason\": \"x\"}')");
     assert_int_equal(q_long(app, "SELECT count(*) FROM dossier.audit_log", 0, NULL), 1);
-    q_fails(app, "UPDATE dossier.audit_log SET outcome = 'success'", 0, NULL, "42501",
-            "permission denied");
-    q_fails(app, "DELETE FROM dossier.audit_log", 0, NULL, "42501", "permission denied");
-    q_fails(app, "TRUNCATE dossier.audit_log", 0, NULL, "42501", "permission denied");
+    q_fails_msg(app, "UPDATE dossier.audit_log SET outcome = 'success'", 0, NULL, "42501",
+                "permission denied");
+    q_fails_msg(app, "DELETE FROM dossier.audit_log", 0, NULL, "42501", "permission denied");
+    q_fails_msg(app, "TRUNCATE dossier.audit_log", 0, NULL, "42501", "permission denied");
     /* Two entries cannot share a place in the chain. */
-    q_fails(app,
-            "INSERT INTO dossier.audit_log (seq, prev_hash, hash, actor_type, action, outcome)"
-            " VALUES (1, decode(repeat('00', 32), 'hex'), sha256('\\x02'::bytea), 'system',"
-            " 'x', 'success')",
-            0, NULL, "23505", NULL);
+    q_fails_msg(app,
+                "INSERT INTO dossier.audit_log (seq, prev_hash, hash, actor_type, action, outcome)"
+                " VALUES (1, decode(repeat('00', 32), 'hex'), sha256('\\x02'::bytea), 'system',"
+                " 'x', 'success')",
+                0, NULL, "23505", NULL);
     q_exec(app, "COMMIT");
 
     pg_close(&app);
@@ -686,9 +613,9 @@ static void test_control_plane_hidden(void **state)
         "INSERT INTO dossier.control_audit (actor, action) VALUES ('x', 'x')",
     };
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
-        q_fails(app, reads[i], 0, NULL, "42501", "permission denied");
+        q_fails_msg(app, reads[i], 0, NULL, "42501", "permission denied");
     }
-    q_fails(app, "SELECT dossier.tenant_purge($1)", 1, pa, "42501", "permission denied");
+    q_fails_msg(app, "SELECT dossier.tenant_purge($1)", 1, pa, "42501", "permission denied");
 
     char *slug = q_value(owner, "SELECT slug FROM dossier.tenants WHERE id = $1", 1, pa);
     const char *ps[] = {slug};
@@ -742,21 +669,21 @@ static void test_cross_tenant_foreign_keys(void **state)
     const char *pu[] = {b_user};
     q_exec(app, "BEGIN");
     set_tenant(app, a);
-    q_fails(app, "INSERT INTO dossier.documents (folder_id, name) VALUES ($1, 'x')", 1, pf, "23503",
-            NULL);
-    q_fails(app, "UPDATE dossier.documents SET folder_id = $1", 1, pf, "23503", NULL);
-    q_fails(app, "INSERT INTO dossier.folders (name, parent_id) VALUES ('x', $1)", 1, pf, "23503",
-            NULL);
-    q_fails(app,
-            "INSERT INTO dossier.group_members (group_id, user_id)"
-            " SELECT id, $1 FROM dossier.groups",
-            1, pu, "23503", NULL);
-    q_fails(app,
-            "INSERT INTO dossier.grants (role, folder_id, user_id)"
-            " SELECT 'admin', id, $1 FROM dossier.folders WHERE parent_id IS NULL",
-            1, pu, "23503", NULL);
-    q_fails(app, "INSERT INTO dossier.sessions (user_id, expires_at) VALUES ($1, now())", 1, pu,
-            "23503", NULL);
+    q_fails_msg(app, "INSERT INTO dossier.documents (folder_id, name) VALUES ($1, 'x')", 1, pf,
+                "23503", NULL);
+    q_fails_msg(app, "UPDATE dossier.documents SET folder_id = $1", 1, pf, "23503", NULL);
+    q_fails_msg(app, "INSERT INTO dossier.folders (name, parent_id) VALUES ('x', $1)", 1, pf,
+                "23503", NULL);
+    q_fails_msg(app,
+                "INSERT INTO dossier.group_members (group_id, user_id)"
+                " SELECT id, $1 FROM dossier.groups",
+                1, pu, "23503", NULL);
+    q_fails_msg(app,
+                "INSERT INTO dossier.grants (role, folder_id, user_id)"
+                " SELECT 'admin', id, $1 FROM dossier.folders WHERE parent_id IS NULL",
+                1, pu, "23503", NULL);
+    q_fails_msg(app, "INSERT INTO dossier.sessions (user_id, expires_at) VALUES ($1, now())", 1, pu,
+                "23503", NULL);
     q_exec(app, "ROLLBACK");
 
     free(b_folder);
