@@ -143,9 +143,9 @@ int ds_api_work(ds_api_call_t *c, void (*work)(void *arg), void *arg, ds_api_ste
 /* Answers status with body (len bytes of JSON; NULL/0 for none) and extra headers. */
 int ds_api_reply(ds_api_call_t *c, uint32_t status, const ds_http_header_t *headers, size_t n,
                  const char *body, size_t len);
-/* Answers an RFC 9457 problem: https://dossier.dev/problems/<slug>, title, status, detail. */
-int ds_api_problem(ds_api_call_t *c, uint32_t status, const char *slug, const char *title,
-                   const char *detail);
+/* Answers an RFC 9457 problem: https://dossier.dev/problems/<slug>, its title (fixed per slug),
+ * status, detail. */
+int ds_api_problem(ds_api_call_t *c, uint32_t status, const char *slug, const char *detail);
 /* The same with extra headers (Retry-After, Allow, WWW-Authenticate) and/or an "errors" array
  * (a jansson array, stolen; NULL for none). */
 int ds_api_problem_ex(ds_api_call_t *c, uint32_t status, const char *slug, const char *detail,

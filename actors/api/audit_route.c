@@ -92,14 +92,13 @@ int api_h_audit_list(ds_api_call_t *c)
         if (rc < 0 || (rc == 1 && !filters[i].valid(vals[i]))) {
             char detail[96];
             (void)snprintf(detail, sizeof(detail), "%s is malformed", filters[i].name);
-            return ds_api_problem(c, 400, "bad-request", NULL, detail);
+            return ds_api_problem(c, 400, "bad-request", detail);
         }
         p[i] = rc == 1 ? vals[i] : NULL;
     }
     long limit = p[1] != NULL ? strtol(p[1], NULL, 10) : DS_API_LIST_DEFAULT;
     if (limit < 1 || limit > DS_API_LIST_MAX) {
-        return ds_api_problem(c, 400, "bad-request", NULL,
-                              "limit must be an integer from 1 to 200");
+        return ds_api_problem(c, 400, "bad-request", "limit must be an integer from 1 to 200");
     }
     (void)snprintf(vals[1], sizeof(vals[1]), "%ld", limit);
     p[1] = vals[1];

@@ -129,7 +129,7 @@ static int login_refused(ds_api_call_t *c, const ds_msg_t *reply)
     if (r.code != 0) {
         rc = ds_api_pg_problem(c, &r);
     } else {
-        rc = ds_api_problem(c, 401, "unauthorized", NULL, "the email or password is wrong");
+        rc = ds_api_problem(c, 401, "unauthorized", "the email or password is wrong");
     }
     ds_pg_reply_fini(&r);
     return rc;
@@ -286,7 +286,7 @@ int api_h_auth_login(ds_api_call_t *c)
     (void)ds_json_get_string(c->body, "email", &email, NULL);
     (void)ds_json_get_string(c->body, "password", &password, &l->password_len);
     if (l->password_len >= sizeof(l->password)) {
-        return ds_api_problem(c, 400, "validation-failed", NULL, "password: is too long");
+        return ds_api_problem(c, 400, "validation-failed", "password: is too long");
     }
     memcpy(l->password, password, l->password_len);
     size_t n = strlen(email);
@@ -366,7 +366,7 @@ static int refresh_done(ds_api_call_t *c, const ds_msg_t *reply)
         return auth_tokens(c, l->user_id, l->roles, l->refresh);
     }
     ds_pg_reply_fini(&r);
-    return ds_api_problem(c, 401, "unauthorized", NULL, "the refresh token is not valid");
+    return ds_api_problem(c, 401, "unauthorized", "the refresh token is not valid");
 }
 
 static const ds_json_field_t refresh_fields[] = {
@@ -396,7 +396,7 @@ int api_h_auth_refresh(ds_api_call_t *c)
     char old_hex[65];
     if (ds_token_opaque_parse(DS_TOKEN_PREFIX_REFRESH, tok, len, tenant) != 0 ||
         strcmp(tenant, c->session->tenant) != 0 || ds_token_opaque_hash_hex(tok, len, old_hex)) {
-        return ds_api_problem(c, 401, "unauthorized", NULL, "the refresh token is not valid");
+        return ds_api_problem(c, 401, "unauthorized", "the refresh token is not valid");
     }
     int rc = ds_token_opaque_new(DS_TOKEN_PREFIX_REFRESH, c->session->tenant, l->refresh);
     if (rc == 0) {
@@ -466,7 +466,7 @@ int api_h_auth_logout(ds_api_call_t *c)
     char hex[65] = "";
     bool has_token = ds_json_get_string(c->body, "refresh_token", &tok, &len);
     if (!has_token && !everywhere) {
-        return ds_api_problem(c, 400, "validation-failed", NULL,
+        return ds_api_problem(c, 400, "validation-failed",
                               "give the session's refresh_token, or everywhere: true");
     }
     if (has_token && ds_token_opaque_hash_hex(tok, len, hex) != 0) {

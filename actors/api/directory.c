@@ -181,7 +181,7 @@ static int dir_problem(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t sta
 
 /* Takes a token from t's bucket: true, or false and the seconds until one is back. The bucket
  * holds 10 seconds of the plan's rate (at least 10 requests) and refills continuously. */
-static bool dir_take(dir_tenant_t *t, int64_t now, uint64_t *retry_s, double *cap_out)
+static bool dir_take(dir_tenant_t *t, int64_t now, uint64_t *retry_s)
 {
     uint64_t rpm = t->plan.api_requests_per_minute;
     if (rpm == DS_PLAN_UNLIMITED) {
@@ -189,7 +189,6 @@ static bool dir_take(dir_tenant_t *t, int64_t now, uint64_t *retry_s, double *ca
     }
     double rate = (double)rpm / 60.0; /* per second */
     double cap = fmax(10.0, rate * 10.0);
-    *cap_out = cap;
     if (t->bucket_ns == 0) {
         t->tokens = cap;
     } else {
@@ -205,14 +204,13 @@ static bool dir_take(dir_tenant_t *t, int64_t now, uint64_t *retry_s, double *ca
 }
 
 static int dir_rate_limited(ds_ctx_t *ctx, const ds_http_request_t *req, const dir_tenant_t *t,
-                            uint64_t retry_s, double cap)
+                            uint64_t retry_s)
 {
     char retry[24];
     char limit[24];
     (void)snprintf(retry, sizeof(retry), "%llu", (unsigned long long)(retry_s > 0 ? retry_s : 1));
     (void)snprintf(limit, sizeof(limit), "%llu",
                    (unsigned long long)t->plan.api_requests_per_minute);
-    (void)cap;
     ds_http_header_t h[] = {
         {"Retry-After", 11, retry, (uint32_t)strlen(retry)},
         {"RateLimit-Limit", 15, limit, (uint32_t)strlen(limit)},
@@ -276,18 +274,19 @@ static int dir_session(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t)
     return ds_spawn(ds_ctx_rt(ctx), &ds_api_session_behaviour, &cfg, &opts, &t->session);
 }
 
-/* Sends the request to t's session (spawning it once, and again if it died). */
+/* Sends the request to t's session (spawning it once, and again if it died); charge: take
+ * it from the tenant's request budget (not for logins and refreshes, which the caller has
+ * charged to the client's address). */
 static int dir_forward(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, ds_msg_t **msgp,
-                       const ds_http_request_t *req)
+                       const ds_http_request_t *req, bool charge)
 {
     if (strcmp(t->status, "active") != 0) {
         return dir_problem(ctx, req, 403, "tenant-suspended",
                            "this tenant is suspended: contact your operator");
     }
     uint64_t retry_s = 0;
-    double cap = 0;
-    if (!dir_anonymous(req) && !dir_take(t, ds_clock_now(), &retry_s, &cap)) {
-        return dir_rate_limited(ctx, req, t, retry_s, cap);
+    if (charge && !dir_take(t, ds_clock_now(), &retry_s)) {
+        return dir_rate_limited(ctx, req, t, retry_s);
     }
     if (!t->limits_sent && !ds_id_is_nil(t->session)) {
         ds_msg_t *lm = NULL;
@@ -470,7 +469,8 @@ static void dir_release(ds_api_dir_t *d, ds_ctx_t *ctx, dir_tenant_t *t, int fou
         }
         int rc = 0;
         if (found > 0) {
-            rc = dir_forward(d, ctx, t->alias != NULL ? t->alias : t, &m, &req);
+            rc = dir_forward(d, ctx, t->alias != NULL ? t->alias : t, &m, &req,
+                             !dir_anonymous(&req));
         } else if (found == 0) {
             rc = dir_problem(ctx, &req, 404, "not-found", "no such tenant");
         } else {
@@ -639,6 +639,7 @@ int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_h
     }
     /* A path known under another method: the session answers 405 once the caller is known. */
     unsigned flags = mrc == 0 ? ds_api_routes[m.route].flags : DS_API_BEARER;
+    bool charge = (flags & (DS_API_LOGIN | DS_API_REFRESH)) == 0;
     if (flags & (DS_API_LOGIN | DS_API_REFRESH)) {
         uint64_t retry_s = 0;
         if (d->anon == NULL) {
@@ -683,11 +684,12 @@ int ds_api_dir_route(ds_api_dir_t *d, ds_ctx_t *ctx, ds_msg_t **msgp, const ds_h
     int64_t now = ds_clock_now();
     bool stale = now - t->checked_ns > (int64_t)DS_API_DIR_TTL_MS * 1000000;
     if (t->known && !stale) {
-        return dir_forward(d, ctx, t, msgp, req);
+        return dir_forward(d, ctx, t, msgp, req, charge);
     }
     int rc = dir_lookup_start(d, ctx, t);
     if (t->known && rc < 0) {
-        return dir_forward(d, ctx, t, msgp, req); /* cannot check now: serve what is known */
+        return dir_forward(d, ctx, t, msgp, req,
+                           charge); /* cannot check now: serve what is known */
     }
     if (rc < 0 || t->nwaiting == DS_API_DIR_WAIT_MAX) {
         static const ds_http_header_t retry[] = {{"Retry-After", 11, "1", 1}};

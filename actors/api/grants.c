@@ -26,7 +26,7 @@ int api_h_grants_list(ds_api_call_t *c)
         if (rc < 0 || (rc == 1 && !ds_token_uuid_valid(vals[i], strlen(vals[i])))) {
             char detail[64];
             (void)snprintf(detail, sizeof(detail), "%s must be a uuid", names[i]);
-            return ds_api_problem(c, 400, "bad-request", NULL, detail);
+            return ds_api_problem(c, 400, "bad-request", detail);
         }
         extra[i] = rc == 1 ? vals[i] : NULL;
     }
@@ -142,11 +142,10 @@ int api_h_grants_create(ds_api_call_t *c)
         }
     }
     if (strcmp(v[0], "viewer") != 0 && strcmp(v[0], "editor") != 0 && strcmp(v[0], "admin") != 0) {
-        return ds_api_problem(c, 400, "validation-failed", NULL,
-                              "role: must be viewer, editor or admin");
+        return ds_api_problem(c, 400, "validation-failed", "role: must be viewer, editor or admin");
     }
     if (targets != 1 || principals != 1) {
-        return ds_api_problem(c, 400, "validation-failed", NULL,
+        return ds_api_problem(c, 400, "validation-failed",
                               "give exactly one of folder_id and document_id, and exactly one of"
                               " user_id, group_id and service_account_id");
     }

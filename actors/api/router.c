@@ -124,9 +124,9 @@ int ds_api_routes_dump_json(FILE *out)
         unsigned flag;
         const char *name;
     } flags[] = {
-        {DS_API_PUBLIC, "public"}, {DS_API_LOGIN, "login"}, {DS_API_REFRESH, "refresh"},
-        {DS_API_BEARER, "bearer"}, {DS_API_ADMIN, "admin"}, {DS_API_MUTATES, "mutates"},
-        {1u << 6, "create"},
+        {DS_API_PUBLIC, "public"},     {DS_API_LOGIN, "login"}, {DS_API_REFRESH, "refresh"},
+        {DS_API_BEARER, "bearer"},     {DS_API_ADMIN, "admin"}, {DS_API_MUTATES, "mutates"},
+        {DS_API_IDEMPOTENT, "create"},
     };
     (void)fputs("[", out);
     for (size_t r = 0; r < DS_API_ROUTE_COUNT; r++) {

@@ -19,13 +19,14 @@ enum {
 
 /* Route flags. Exactly one of the first four says how the caller is known. */
 enum ds_api_flags {
-    DS_API_PUBLIC = 1u << 0,           /* no credentials (none yet) */
-    DS_API_LOGIN = 1u << 1,            /* tenant from the Host subdomain; credentials in the body */
-    DS_API_REFRESH = 1u << 2,          /* tenant from the refresh token in the body */
-    DS_API_BEARER = 1u << 3,           /* Authorization: Bearer access token or API key */
-    DS_API_ADMIN = 1u << 4,            /* the tenant role admin is required */
-    DS_API_MUTATES = 1u << 5,          /* changes state: audited, even when refused */
-    DS_API_CREATE = 1u << 6 | 1u << 5, /* a create: mutates, honours Idempotency-Key */
+    DS_API_PUBLIC = 1u << 0,     /* no credentials (none yet) */
+    DS_API_LOGIN = 1u << 1,      /* tenant from the Host subdomain; credentials in the body */
+    DS_API_REFRESH = 1u << 2,    /* tenant from the refresh token in the body */
+    DS_API_BEARER = 1u << 3,     /* Authorization: Bearer access token or API key */
+    DS_API_ADMIN = 1u << 4,      /* the tenant role admin is required */
+    DS_API_MUTATES = 1u << 5,    /* changes state: audited, even when refused */
+    DS_API_IDEMPOTENT = 1u << 6, /* honours Idempotency-Key */
+    DS_API_CREATE = DS_API_IDEMPOTENT | DS_API_MUTATES, /* a create */
 };
 
 typedef struct ds_api_route {

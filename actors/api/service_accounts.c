@@ -92,7 +92,7 @@ static int sa_body_lists(ds_api_call_t *c, sa_key_t *k, bool with_roles)
         strcmp(ds_json_get_item(c->body, "scopes", 0), "read") == 0) {
         (void)snprintf(k->scopes, sizeof(k->scopes), "{read}");
     } else if (n > 0) {
-        (void)ds_api_problem(c, 400, "validation-failed", NULL,
+        (void)ds_api_problem(c, 400, "validation-failed",
                              "scopes: must be [] (all the account may do) or [\"read\"]");
         return -EINVAL;
     }
@@ -103,7 +103,7 @@ static int sa_body_lists(ds_api_call_t *c, sa_key_t *k, bool with_roles)
             const char *item = ds_json_get_item(c->body, "roles", i);
             unsigned bit = strlen(item) <= 6 ? ds_api_roles_parse(item, strlen(item)) : 0;
             if (bit == 0) {
-                (void)ds_api_problem(c, 400, "validation-failed", NULL,
+                (void)ds_api_problem(c, 400, "validation-failed",
                                      "roles: must be viewer, editor or admin");
                 return -EINVAL;
             }

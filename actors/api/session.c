@@ -99,7 +99,7 @@ static void session_settle(session_t *s, ds_api_call_t *c, int rc)
                          DS_LOG_STR("route", c->route != NULL ? c->route->name : "-"),
                          DS_LOG_STR("error", ds_errname(rc)),
                          DS_LOG_STR("request_id", c->request_id), DS_LOG_END);
-            (void)ds_api_problem(c, 500, "internal-error", "Internal error",
+            (void)ds_api_problem(c, 500, "internal-error",
                                  "the server failed to handle the request");
         }
     }

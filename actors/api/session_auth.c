@@ -48,7 +48,7 @@ static bool auth_kinds_readable(const char *kinds)
 static int auth_idempotency(ds_api_call_t *c)
 {
     ds_http_header_t h;
-    if (!(c->route->flags & (1u << 6)) ||
+    if (!(c->route->flags & DS_API_IDEMPOTENT) ||
         ds_http_header_get(c->req.headers, "idempotency-key", &h) != 0) {
         return 0;
     }
@@ -57,7 +57,7 @@ static int auth_idempotency(ds_api_call_t *c)
         ok = h.value[i] > 0x20 && h.value[i] < 0x7f;
     }
     if (!ok) {
-        (void)ds_api_problem(c, 400, "bad-request", "Bad request",
+        (void)ds_api_problem(c, 400, "bad-request",
                              "Idempotency-Key must be 1 to 255 visible ASCII characters");
         return -EINVAL;
     }
@@ -98,8 +98,7 @@ static int auth_authorized(ds_api_call_t *c)
                                         "this action needs the admin role");
         }
         return hidden ? ds_api_not_found(c)
-                      : ds_api_problem(c, 403, "forbidden", "Forbidden",
-                                       "this resource needs the admin role");
+                      : ds_api_problem(c, 403, "forbidden", "this resource needs the admin role");
     }
     if ((f & DS_API_MUTATES) && c->read_only) {
         c->action = "access.denied";

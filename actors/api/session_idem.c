@@ -38,10 +38,10 @@ static int idem_claimed(ds_api_call_t *c, const ds_msg_t *reply)
     }
     c->idem = false; /* not ours: nothing to release */
     if (!(same->len == 1 && same->ptr[0] == 't')) {
-        rc = ds_api_problem(c, 422, "idempotency-key-reused", NULL,
+        rc = ds_api_problem(c, 422, "idempotency-key-reused",
                             "this Idempotency-Key was used with another request");
     } else if (state->len != 9 || memcmp(state->ptr, "completed", 9) != 0 || status->null) {
-        rc = ds_api_problem(c, 409, "idempotency-in-progress", NULL,
+        rc = ds_api_problem(c, 409, "idempotency-in-progress",
                             "a request with this Idempotency-Key is still being processed");
     } else {
         rc = ds_api_session_replay(c, status, headers, body);

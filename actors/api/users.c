@@ -21,7 +21,7 @@ typedef struct user_change {
     int hash_rc;
     char roles[40];
     bool has_roles;
-    char max_users[24];
+    char max_users[24]; /* the plan's user limit as text, "" when unlimited */
     char version[16];
     bool has_version;
     ds_password_cost_t cost; /* auth.password_* */
@@ -71,6 +71,10 @@ static int users_body_common(ds_api_call_t *c, user_change_t *u)
     const ds_config_t *cfg = c->session->env->cfg;
     u->cost = (ds_password_cost_t){cfg->auth.password_memory_kib, cfg->auth.password_iterations,
                                    cfg->auth.password_lanes};
+    if (c->session->max_users != UINT64_MAX) {
+        (void)snprintf(u->max_users, sizeof(u->max_users), "%llu",
+                       (unsigned long long)c->session->max_users);
+    }
     const char *pw = NULL;
     if (ds_json_get_string(c->body, "password", &pw, &u->password_len)) {
         const char *why = NULL;
@@ -82,7 +86,7 @@ static int users_body_common(ds_api_call_t *c, user_change_t *u)
             return -EINVAL;
         }
         if (u->password_len >= sizeof(u->password)) { /* the policy caps it; be sure anyway */
-            (void)ds_api_problem(c, 400, "validation-failed", NULL, "password: is too long");
+            (void)ds_api_problem(c, 400, "validation-failed", "password: is too long");
             return -EINVAL;
         }
         memcpy(u->password, pw, u->password_len);
@@ -143,22 +147,22 @@ static int users_create_tx(ds_api_call_t *c, const ds_msg_t *reply)
     (void)ds_json_get_string(c->body, "display_name", &name, NULL);
     const char *p1[] = {email, name, u->has_password ? u->hash : NULL,
                         u->has_roles ? u->roles : "{viewer}",
-                        strcmp(u->max_users, "unlimited") == 0 ? NULL : u->max_users};
+                        u->max_users[0] != '\0' ? u->max_users : NULL};
     ds_pg_req_t *r = ds_pg_req_new();
     int rc =
         ds_pg_req_add(r, "SELECT dossier.user_create($1, $2, $3, $4::text[], $5::bigint)", 5, p1);
-    const char *ap[11];
+    const char *ap[10];
     ds_api_audit_params(c, "success", NULL, ap);
-    ap[10] = email;
-    /* The object id is the new row's: the audit entry names it from the row itself. */
+    /* The object is the new row, named from the row itself ($6 and $10 of the usual audit
+     * parameters, the object and the details, do not apply). */
+    const char *p2[] = {ap[0], ap[1], ap[2], ap[3], ap[4], ap[6], ap[7], ap[8], email};
     if (rc == 0) {
         rc = ds_pg_req_add(r,
                            "SELECT dossier.api_user(u), u.row_version, u.id,"
-                           " dossier.audit_append($1, $2::uuid, $3, $4, $5, u.id, $7::inet, $8,"
-                           " $9, jsonb_build_object('email', u.email, 'roles', u.roles))"
-                           " FROM dossier.users u WHERE lower(u.email) = lower($11)"
-                           " AND $6::uuid IS NULL AND $10::jsonb IS NOT NULL",
-                           11, ap);
+                           " dossier.audit_append($1, $2::uuid, $3, $4, $5, u.id, $6::inet, $7,"
+                           " $8, jsonb_build_object('email', u.email, 'roles', u.roles))"
+                           " FROM dossier.users u WHERE lower(u.email) = lower($9)",
+                           9, p2);
     }
     if (rc == 0) {
         rc = ds_api_idem_complete_stmt(
@@ -197,12 +201,6 @@ int api_h_users_create(ds_api_call_t *c)
     c->object_type = "user";
     if (users_body_common(c, u) < 0) {
         return 0;
-    }
-    if (c->session->max_users == UINT64_MAX) {
-        (void)snprintf(u->max_users, sizeof(u->max_users), "unlimited");
-    } else {
-        (void)snprintf(u->max_users, sizeof(u->max_users), "%llu",
-                       (unsigned long long)c->session->max_users);
     }
     if (u->has_password) {
         return ds_api_work(c, users_hash, u, users_create_tx);
@@ -282,8 +280,7 @@ static int users_update_tx(ds_api_call_t *c, const ds_msg_t *reply)
     u->reactivating = status != NULL && strcmp(status, "active") == 0;
     if (u->reactivating) {
         /* Reactivating takes a seat: the plan's user limit, under its lock. */
-        const char *q[] = {c->match.params[0],
-                           strcmp(u->max_users, "unlimited") == 0 ? NULL : u->max_users};
+        const char *q[] = {c->match.params[0], u->max_users[0] != '\0' ? u->max_users : NULL};
         rc = ds_pg_req_add(r, "SELECT dossier.user_reactivate($1::uuid, $2::bigint)", 2, q);
     }
     if (rc == 0) {
@@ -327,14 +324,8 @@ static int users_change(ds_api_call_t *c, bool del)
         const char *status = NULL;
         if (ds_json_get_string(c->body, "status", &status, NULL) && strcmp(status, "active") != 0 &&
             strcmp(status, "deactivated") != 0) {
-            return ds_api_problem(c, 400, "validation-failed", NULL,
+            return ds_api_problem(c, 400, "validation-failed",
                                   "status: must be active or deactivated");
-        }
-        if (c->session->max_users == UINT64_MAX) {
-            (void)snprintf(u->max_users, sizeof(u->max_users), "unlimited");
-        } else {
-            (void)snprintf(u->max_users, sizeof(u->max_users), "%llu",
-                           (unsigned long long)c->session->max_users);
         }
         int v = ds_api_if_match(c, u->version, sizeof(u->version));
         if (v < 0) {

@@ -117,16 +117,14 @@ int ds_api_problem_ex(ds_api_call_t *c, uint32_t status, const char *slug, const
     return util_problem_send(c, status, slug, detail, headers, n, errors);
 }
 
-int ds_api_problem(ds_api_call_t *c, uint32_t status, const char *slug, const char *title,
-                   const char *detail)
+int ds_api_problem(ds_api_call_t *c, uint32_t status, const char *slug, const char *detail)
 {
-    (void)title; /* the title follows the slug */
     return util_problem_send(c, status, slug, detail, NULL, 0, NULL);
 }
 
 int ds_api_not_found(ds_api_call_t *c)
 {
-    return ds_api_problem(c, 404, "not-found", NULL, "no such resource");
+    return ds_api_problem(c, 404, "not-found", "no such resource");
 }
 
 int ds_api_session_problem_raw(ds_ctx_t *ctx, const ds_http_request_t *req, uint32_t status,
@@ -429,19 +427,18 @@ int ds_api_list_params(ds_api_call_t *c, char *limit, size_t limit_cap, char *cu
         char *end = NULL;
         n = strtol(buf, &end, 10);
         if (end == buf || *end != '\0' || n < 1 || n > DS_API_LIST_MAX) {
-            (void)ds_api_problem(c, 400, "bad-request", NULL,
-                                 "limit must be an integer from 1 to 200");
+            (void)ds_api_problem(c, 400, "bad-request", "limit must be an integer from 1 to 200");
             return -EINVAL;
         }
     } else if (rc < 0) {
-        (void)ds_api_problem(c, 400, "bad-request", NULL, "limit is malformed");
+        (void)ds_api_problem(c, 400, "bad-request", "limit is malformed");
         return -EINVAL;
     }
     (void)snprintf(limit, limit_cap, "%ld", n);
     cursor[0] = '\0';
     rc = ds_api_query(c, "cursor", cursor, DS_API_UUID_LEN + 1);
     if (rc < 0 || (rc == 1 && !ds_token_uuid_valid(cursor, strlen(cursor)))) {
-        (void)ds_api_problem(c, 400, "bad-request", NULL, "cursor is not one this server gave");
+        (void)ds_api_problem(c, 400, "bad-request", "cursor is not one this server gave");
         return -EINVAL;
     }
     return 0;
@@ -460,7 +457,7 @@ int ds_api_if_match(ds_api_call_t *c, char *version, size_t cap)
         ok = h.value[i] >= '0' && h.value[i] <= '9';
     }
     if (!ok) {
-        (void)ds_api_problem(c, 412, "precondition-failed", NULL,
+        (void)ds_api_problem(c, 412, "precondition-failed",
                              "If-Match must be an ETag this server gave");
         return -EINVAL;
     }
@@ -484,8 +481,7 @@ static bool util_json_type(const ds_api_call_t *c)
 int ds_api_body(ds_api_call_t *c, const ds_json_field_t *fields, size_t n)
 {
     if (c->req.body.len > 0 && !util_json_type(c)) {
-        (void)ds_api_problem(c, 415, "unsupported-media-type", NULL,
-                             "the body must be application/json");
+        (void)ds_api_problem(c, 415, "unsupported-media-type", "the body must be application/json");
         return -EINVAL;
     }
     ds_json_error_t err;
@@ -494,7 +490,7 @@ int ds_api_body(ds_api_call_t *c, const ds_json_field_t *fields, size_t n)
     size_t len = c->req.body.len > 0 ? c->req.body.len : 2;
     int rc = ds_json_decode(body, len, &lim, fields, n, &c->body, &err);
     if (rc == -EMSGSIZE) {
-        (void)ds_api_problem(c, 413, "content-too-large", NULL, "the JSON body is too large");
+        (void)ds_api_problem(c, 413, "content-too-large", "the JSON body is too large");
         return -EINVAL;
     }
     if (rc < 0) {
