@@ -27,7 +27,8 @@
 #   medians), WARMUP (1 s of unmeasured load before each run), WORKERS (serve's --workers;
 #   unset: one per core), NGINX_PORT / NGINX_SINK_PORT (unset: the first free pair from 18080),
 #   HTTP_ANCHOR (the anchor's directory), PW_N (argon2id verifications per thread, 10),
-#   ONLY ("healthz group login": the parts to run), LIMITS (more `dossier tenant limit demo`
+#   ONLY ("healthz group cpu login": the parts to run; cpu: our CPU per /healthz request),
+#   LIMITS (more `dossier tenant limit demo`
 #   KEY=VALUE overrides, e.g. "pool_connections=8"; the default measures the standard plan).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -253,6 +254,29 @@ part_group() {
     fi
 }
 
+# --- 4. CPU of our process per /healthz request ---------------------------------------------
+# Depends far less on the neighbours than req/s: the server's utime + stime (/proc/PID/stat,
+# clock ticks) over one wrk run on /healthz, warm-up excluded, divided by its requests.
+proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+part_cpu() {
+    echo "== 4. CPU per GET /healthz: wrk -t$THREADS -c$CONNS -d${DURATION}s, ROUNDS=$ROUNDS"
+    local r t0 t1 hz requests log
+    hz="$(getconf CLK_TCK)"
+    for r in $(seq 1 "$ROUNDS"); do
+        log="$work/wrk-cpu-r$r.txt"
+        timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" \
+            "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || true
+        t0="$(proc_cpu_ticks)"
+        timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" \
+            -s "$ROOT/tests/bench/http.lua" "http://127.0.0.1:$port/healthz" >"$log" 2>&1 || true
+        t1="$(proc_cpu_ticks)"
+        requests="$(grep -o '^WRK requests=[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)"
+        awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$requests" -v r="$r" 'BEGIN {
+            printf "ROUND %d mode=healthz_cpu requests=%d cpu_s=%.2f us_per_request=%.1f\n",
+                r, n, (b - a) / hz, (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+    done
+}
+
 # --- 3. login throughput, and the argon2id cost it pays -----------------------------------------
 part_login() {
     echo "== 3. POST /v1/auth/login (argon2id): wrk -t$THREADS -c$LOGIN_CONNS -d${DURATION}s, ROUNDS=$ROUNDS"
@@ -282,5 +306,6 @@ part_login() {
 
 if want healthz; then part_healthz; serve_alive || exit 1; fi
 if want group; then part_group; serve_alive || exit 1; fi
+if want cpu; then part_cpu; serve_alive || exit 1; fi
 if want login; then part_login; fi
 echo "== done $(date -u +%Y-%m-%dT%H:%M:%SZ), load: $(cut -d' ' -f1-3 /proc/loadavg)"
