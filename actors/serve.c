@@ -242,6 +242,7 @@ static int serve_start_pool(ds_rt_t *rt, const ds_app_t *app, const ds_storage_t
     ds_pg_pool_config_t pc = {
         .conninfo = st->app_conninfo,
         .size = app->cfg->database.pool_size,
+        .pipeline_depth = app->cfg->database.pipeline_depth,
         .connect_timeout_ms = app->cfg->database.connect_timeout_ms,
         .backoff_min_ms = app->cfg->database.reconnect_min_ms,
         .backoff_max_ms = app->cfg->database.reconnect_max_ms,

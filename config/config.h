@@ -101,6 +101,7 @@ typedef struct ds_config {
         char *dsn;          /* the application role's libpq conninfo; "" = the private cluster */
         char *owner_dsn;    /* the owner role's (migrations, CLI); required with dsn */
         uint32_t pool_size; /* connections of the pool [1, 1024] */
+        uint32_t pipeline_depth;     /* a tenant's transactions in flight per connection [1, 64] */
         uint32_t connect_timeout_ms; /* [1, 3600000] */
         uint32_t reconnect_min_ms;   /* first reconnect delay [1, 3600000], <= reconnect_max_ms */
         uint32_t reconnect_max_ms;   /* backoff ceiling [1, 3600000] */

@@ -51,6 +51,7 @@ const ds__field_t ds__cfg_fields[DS__NCFG] = {
     CFG("database.dsn", DS__K_STR, database.dsn, 0, 0, DS__F_SECRET),
     CFG("database.owner_dsn", DS__K_STR, database.owner_dsn, 0, 0, DS__F_SECRET),
     CFG("database.pool_size", DS__K_UINT, database.pool_size, 1, 1024, 0),
+    CFG("database.pipeline_depth", DS__K_UINT, database.pipeline_depth, 1, 64, 0),
     CFG("database.connect_timeout_ms", DS__K_UINT, database.connect_timeout_ms, 1, HOUR_MS, 0),
     CFG("database.reconnect_min_ms", DS__K_UINT, database.reconnect_min_ms, 1, HOUR_MS, 0),
     CFG("database.reconnect_max_ms", DS__K_UINT, database.reconnect_max_ms, 1, HOUR_MS, 0),

@@ -46,7 +46,7 @@ typedef struct ds__field {
 } ds__field_t;
 
 enum {
-    DS__NCFG = 50,         /* entries of the top table */
+    DS__NCFG = 51,         /* entries of the top table */
     DS__NPLAN_FIELDS = 14, /* fields of ds_plan_t */
     DS__NKEYS = DS__NCFG + DS_PLAN_COUNT + DS_PLAN_COUNT * DS__NPLAN_FIELDS,
     DS__PATH_MAX = 160, /* bytes of a key path, NUL included */

@@ -33,7 +33,8 @@ DS_MSG(STATS, 1006, stats,
            DS_F(U64, served) DS_F(U64, errors) DS_F(U64, connects) DS_F(U64, reconnects)
                DS_F(U64, disconnects) DS_F(U64, connect_failures) DS_F(U64, refused)
                    DS_F(U64, expired) DS_F(U32, tenant_active) DS_F(U32, tenant_waiting)
-                       DS_F(U32, tenant_peak) DS_F(U64, tenant_served))
+                       DS_F(U32, tenant_peak) DS_F(U64, tenant_served)
+                           DS_F(U32, tenant_peak_inflight))
 /* Send: a local start signal for the pool's clients in tests and benchmarks (never sent to the
  * pool, which ignores it). */
 DS_MSG0(GO, 1099, go)

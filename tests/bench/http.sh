@@ -27,7 +27,8 @@
 #   medians), WARMUP (1 s of unmeasured load before each run), WORKERS (serve's --workers;
 #   unset: one per core), NGINX_PORT / NGINX_SINK_PORT (unset: the first free pair from 18080),
 #   HTTP_ANCHOR (the anchor's directory), PW_N (argon2id verifications per thread, 10),
-#   ONLY ("healthz group cpu login": the parts to run; cpu: our CPU per /healthz request),
+#   ONLY ("healthz group cpu login": the parts to run; cpu: CPU per /healthz request and per group
+#   read, ours and PostgreSQL's),
 #   LIMITS (more `dossier tenant limit demo`
 #   KEY=VALUE overrides, e.g. "pool_connections=8"; the default measures the standard plan).
 set -euo pipefail
@@ -254,26 +255,41 @@ part_group() {
     fi
 }
 
-# --- 4. CPU of our process per /healthz request ---------------------------------------------
+# --- 4. CPU per request: ours, and PostgreSQL's -------------------------------------------------
 # Depends far less on the neighbours than req/s: the server's utime + stime (/proc/PID/stat,
-# clock ticks) over one wrk run on /healthz, warm-up excluded, divided by its requests.
-proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$serve_pid/stat"; }
+# clock ticks) over one wrk run, warm-up excluded, divided by its requests; for the group read
+# also the cluster's (the postmaster and its children: the pool's backends live through the run).
+proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cluster_cpu_ticks() {
+    local pm sum=0 p
+    pm="$(head -1 "$(find "$data" -maxdepth 3 -name postmaster.pid | head -1)")"
+    for p in "$pm" $(ps -o pid= --ppid "$pm"); do sum=$((sum + $(proc_cpu_ticks "$p"))); done
+    echo "$sum"
+}
+# cpu_round NAME ROUND URL: one measured run; prints a ROUND line.
+cpu_round() {
+    local name="$1" r="$2" url="$3" t0 t1 p0 p1 requests log="$work/wrk-cpu-$1-r$2.txt"
+    timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$ROOT/tests/bench/http.lua" \
+        "$url" >/dev/null 2>&1 || true
+    t0="$(proc_cpu_ticks "$serve_pid")"
+    p0="$(cluster_cpu_ticks)"
+    timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" \
+        -s "$ROOT/tests/bench/http.lua" "$url" >"$log" 2>&1 || true
+    t1="$(proc_cpu_ticks "$serve_pid")"
+    p1="$(cluster_cpu_ticks)"
+    requests="$(grep -o '^WRK requests=[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)"
+    awk -v a="$t0" -v b="$t1" -v c="$p0" -v d="$p1" -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        -v r="$r" -v m="$name" 'BEGIN { k = (n > 0 ? 1e6 / hz / n : 0)
+            printf "ROUND %d mode=%s requests=%d cpu_s=%.2f us_per_request=%.1f postgres_us_per_request=%.1f\n",
+                r, m, n, (b - a) / hz, (b - a) * k, (d - c) * k }'
+}
 part_cpu() {
-    echo "== 4. CPU per GET /healthz: wrk -t$THREADS -c$CONNS -d${DURATION}s, ROUNDS=$ROUNDS"
-    local r t0 t1 hz requests log
-    hz="$(getconf CLK_TCK)"
+    echo "== 4. CPU per request (GET /healthz, then the group read): wrk -t$THREADS -c$CONNS -d${DURATION}s, ROUNDS=$ROUNDS"
+    local r
+    for r in $(seq 1 "$ROUNDS"); do cpu_round healthz_cpu "$r" "http://127.0.0.1:$port/healthz"; done
+    token="$(login)"
     for r in $(seq 1 "$ROUNDS"); do
-        log="$work/wrk-cpu-r$r.txt"
-        timeout $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" \
-            "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 || true
-        t0="$(proc_cpu_ticks)"
-        timeout $((DURATION + 60)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" \
-            -s "$ROOT/tests/bench/http.lua" "http://127.0.0.1:$port/healthz" >"$log" 2>&1 || true
-        t1="$(proc_cpu_ticks)"
-        requests="$(grep -o '^WRK requests=[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)"
-        awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$requests" -v r="$r" 'BEGIN {
-            printf "ROUND %d mode=healthz_cpu requests=%d cpu_s=%.2f us_per_request=%.1f\n",
-                r, n, (b - a) / hz, (n > 0 ? (b - a) / hz * 1e6 / n : 0) }'
+        BENCH_TOKEN="$token" cpu_round group_read_cpu "$r" "http://127.0.0.1:$port/v1/groups/$group"
     done
 }
 

@@ -37,6 +37,7 @@
 #define FLOODER  "33333333-3333-4333-8333-333333333333"
 #define VICTIM   "44444444-4444-4444-8444-444444444444"
 #define CAPPED   "55555555-5555-4555-8555-555555555555"
+#define PIPER    "66666666-6666-4666-8666-666666666666"
 
 static pgtest_env_t g_env;
 static pgtest_db_t g_db;
@@ -413,17 +414,23 @@ static void test_refused(void **state)
  * flooder for free connections, so few flood statements run between its asks and its last
  * statement (FIFO would let the whole flood pass first: ~190). Every statement draws from a
  * sequence, so the server itself tells the order in which they ran. */
-static void test_fair_wait_queue(void **state)
+/* A flooder's 200 slow statements wait in the pool; a victim then asks 10 quick ones, and few
+ * of the flood's run between the victim's first ask and its last statement. With depth > 1 the
+ * flooder, capped at 2 of 4 connections, pipelines on both, and the victim takes the other
+ * two rather than wait behind a batch. */
+static void fair_wait_queue(uint32_t depth, uint32_t flooder_conns)
 {
-    (void)state;
     enum {
         FLOOD = 200,
         FEW = 10,
         N = FLOOD + FEW
     };
     fixture_t f;
-    up(&f, (ds_pg_pool_config_t){.size = 4, .tenant = {.max_conns = 4, .max_waiting = 1000}});
-    limits(&f, FLOODER, (ds_pg_limits_t){0}); /* registered: its metrics outlive its work */
+    up(&f, (ds_pg_pool_config_t){.size = 4,
+                                 .pipeline_depth = depth,
+                                 .tenant = {.max_conns = 4, .max_waiting = 1000}});
+    /* registered: its metrics outlive its work */
+    limits(&f, FLOODER, (ds_pg_limits_t){.max_conns = flooder_conns});
     pgtest_calls_t *b = pgtest_calls_new(f.rt, N);
     for (size_t i = 0; i < FLOOD; i++) {
         ds_msg_t *m = req1(FLOODER, "SELECT nextval('ord'), pg_sleep(0.005)", 0, NULL, NULL);
@@ -456,10 +463,27 @@ static void test_fair_wait_queue(void **state)
                   flood_between);
     assert_true(flood_between <= 2 * FEW + 8);
     ds_pg_stats_t s = stats(&f, FLOODER);
-    assert_true(s.tenant_peak <= 4);
+    assert_true(s.tenant_peak <= (flooder_conns != 0 ? flooder_conns : 4));
     assert_int_equal(s.tenant_served, FLOOD);
+    if (depth > 1) {
+        assert_true(s.tenant_peak_inflight > s.tenant_peak); /* it did pipeline */
+    } else {
+        assert_int_equal(s.tenant_peak_inflight, s.tenant_peak);
+    }
     pgtest_calls_free(&b);
     down(&f);
+}
+
+static void test_fair_wait_queue(void **state)
+{
+    (void)state;
+    fair_wait_queue(1, 0);
+}
+
+static void test_fair_wait_queue_pipelined(void **state)
+{
+    (void)state;
+    fair_wait_queue(16, 2);
 }
 
 /* A tenant capped at 2 connections of 6 floods: the server itself never sees more than 2 of
@@ -627,6 +651,69 @@ static void test_pipelined_system(void **state)
     down(&f);
 }
 
+/* A request of two statements. */
+static ds_msg_t *req2(const char *tenant, const char *sql1, const char *const *p1, const char *sql2,
+                      const char *const *p2)
+{
+    ds_pg_req_t *r = ds_pg_req_new();
+    assert_int_equal(ds_pg_req_add(r, sql1, 1, p1), 0);
+    assert_int_equal(ds_pg_req_add(r, sql2, 1, p2), 0);
+    ds_msg_t *m;
+    assert_int_equal(ds_pg_req_tx(r, tenant, NULL, &m), 0);
+    ds_pg_req_free(&r);
+    return m;
+}
+
+/* A tenant's transactions pipelined on its connections: each is still a transaction of its
+ * own. Every 40th fails after its insert, and only its insert is gone; every other sees its
+ * tenant; the tenant never held more than its 2 connections, yet had more in flight. */
+static void test_pipelined_tenant(void **state)
+{
+    (void)state;
+    enum {
+        N = 400,
+        BASE = 100000
+    };
+    fixture_t f;
+    up(&f, (ds_pg_pool_config_t){.size = 4, .pipeline_depth = 16});
+    limits(&f, PIPER, (ds_pg_limits_t){.max_conns = 2, .max_waiting = N});
+    pgtest_calls_t *b = pgtest_calls_new(f.rt, N);
+    char id[N][12];
+    for (size_t i = 0; i < N; i++) {
+        (void)snprintf(id[i], sizeof(id[i]), "%zu", BASE + i);
+        const char *p1[] = {id[i]};
+        const char *p2[] = {i % 40 == 39 ? "0" : "1"};
+        ds_msg_t *m = req2(PIPER, "INSERT INTO items (tenant_id, id) VALUES (current_tenant(), $1)",
+                           p1, "SELECT current_setting('app.tenant_id'), 1 / $1::int", p2);
+        assert_int_equal(pgtest_calls_ask(b, i, f.pool, &m, ASK_NS, 0), 0);
+    }
+    assert_int_equal(pgtest_calls_wait(b, N, HANG_NS), N);
+    for (size_t i = 0; i < N; i++) {
+        pgtest_call_t *c = pgtest_calls_get(b, i);
+        assert_int_equal(c->replies, 1);
+        if (i % 40 == 39) {
+            assert_int_equal(c->pg.code, -EIO);
+            assert_int_equal(c->pg.stmt, 1);
+            continue;
+        }
+        assert_int_equal(c->pg.code, 0);
+        assert_true(str_is(ds_pg_rows_at(&c->pg.stmts[1], 0, 0), PIPER));
+    }
+    pgtest_calls_free(&b);
+    pgtest_result_t r = ask1(&f, PIPER,
+                             "SELECT count(*) || '/' || count(*) FILTER (WHERE id % 40 = 39)"
+                             " FROM items WHERE id >= 100000",
+                             0, NULL);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.value, "390/0");
+    ds_pg_stats_t s = stats(&f, PIPER);
+    assert_true(s.tenant_peak <= 2);
+    assert_true(s.tenant_peak_inflight > 2);
+    assert_int_equal(s.tenant_served, N - N / 40 + 1);
+    down(&f);
+    assert_int_equal(pgtest_exec(g_db.owner_dsn, "TRUNCATE items"), 0);
+}
+
 static void test_stop_answers_everyone(void **state)
 {
     (void)state;
@@ -713,10 +800,12 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_fair_wait_queue),
+        cmocka_unit_test(test_fair_wait_queue_pipelined),
         cmocka_unit_test(test_cap_and_weights),
         cmocka_unit_test(test_weights),
         cmocka_unit_test(test_full_queue_and_deadline),
         cmocka_unit_test(test_pipelined_system),
+        cmocka_unit_test(test_pipelined_tenant),
         cmocka_unit_test(test_stop_answers_everyone),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

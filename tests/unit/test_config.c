@@ -126,6 +126,7 @@ static void test_defaults_match_issue(void **state)
     assert_string_equal(cfg->database.dsn, "");
     assert_string_equal(cfg->database.owner_dsn, "");
     assert_int_equal(cfg->database.pool_size, 8);
+    assert_int_equal(cfg->database.pipeline_depth, 8);
     assert_int_equal(cfg->database.connect_timeout_ms, 5000);
     assert_int_equal(cfg->database.reconnect_min_ms, 100);
     assert_int_equal(cfg->database.reconnect_max_ms, 5000);

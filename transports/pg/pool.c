@@ -9,18 +9,26 @@
  * a live watcher. While connecting, the box is replaced after every PQconnectPoll() step, as
  * libpq may have moved to another socket (another host, an SSL retry).
  *
- * Requests on a connection. A request is sent whole (BEGIN, the prologue, the statements,
- * COMMIT, then a pipeline sync) and flushed without blocking (PQflush, waiting for
- * writability when the socket is full); its expected results are listed as items (a prepare,
- * an internal statement, a user statement, the sync) and matched one by one as PQgetResult()
- * yields them. Only system requests are pipelined several to a connection (pipeline_depth):
- * each is its own implicit transaction ended by its sync, so an error in one aborts only
- * itself. A tenant transaction owns its connection; when it fails, a ROLLBACK (an internal
- * request) runs before the connection serves anyone else.
+ * Requests on a connection. A request is sent whole (the prologue, the statements, then a
+ * pipeline sync) and flushed without blocking (PQflush, waiting for writability when the
+ * socket is full); its expected results are listed as items (a prepare, an internal statement,
+ * a user statement, the sync) and matched one by one as PQgetResult() yields them. Each request
+ * is one transaction of the extended protocol: it begins with its first message and ends at
+ * its sync, committed, or rolled back after an error (the server skips to the sync), so no
+ * BEGIN, COMMIT or ROLLBACK is ever sent and a failed request leaves nothing behind for the
+ * next. A connection serves one tenant at a time (its owner, the system counting as one):
+ * while it has requests in flight, more of the same tenant's may follow them, up to
+ * pipeline_depth in flight, as long as no other tenant waits under its cap (a "hungry" one)
+ * and some connection is owned by nobody, so that a tenant arriving finds one rather than wait
+ * behind a batch; the connection returns to the pool when its last request completes. Sent back to
+ * back, a tenant's transactions share system calls and wake-ups on both sides of the socket; its
+ * cap on connections (and so on server processes working for it at once) is unchanged.
  *
  * Waiting. Requests wait per tenant (FIFO) and tenants wait in a binary heap keyed by virtual
  * time (start-time fair queueing; the idea is in pool.h). A tenant is in the heap exactly when
- * it has requests waiting and holds fewer connections than its cap. All waiting requests are
+ * it has requests waiting and either holds fewer connections than its cap or has room on one of
+ * its connections; dispatch() sets aside, for its turn, a tenant that could only pipeline
+ * when free_conn() does not let it. All waiting requests are
  * also on one list, swept by a 50 ms tick for deadlines; the tick also times out connection
  * attempts and retries with backoff after a failed one. It runs only while it has work.
  *
@@ -74,15 +82,14 @@ typedef struct tenant tenant_t;
 /* ---- requests ---- */
 
 typedef enum req_kind {
-    R_TX,       /* a tenant transaction */
-    R_SYSTEM,   /* a system request */
-    R_SETUP,    /* internal: a new connection's session settings */
-    R_ROLLBACK, /* internal: ends a failed tenant transaction */
+    R_TX,     /* a tenant transaction */
+    R_SYSTEM, /* a system request */
+    R_SETUP,  /* internal: a new connection's session settings */
 } req_kind_t;
 
 typedef enum item_kind {
     I_PREPARE,  /* a Parse of a statement cached on the connection */
-    I_INTERNAL, /* BEGIN, the prologue, COMMIT, ROLLBACK, the session setup */
+    I_INTERNAL, /* the prologue, the session setup */
     I_USER,     /* one of the request's statements */
     I_SYNC,     /* the pipeline sync that ends the request */
 } item_kind_t;
@@ -122,12 +129,15 @@ typedef struct preq {
 
 struct tenant {
     tenant_t *hnext;
+    tenant_t *anext; /* set aside by dispatch() */
     uint8_t key[16];
     char text[DS_PG_UUID_LEN + 1];
     ds_pg_limits_t lim;
     bool registered;
     bool system;
-    uint32_t active, waiting, peak;
+    bool hungry;     /* waiting, and under its cap (counted in pool.hungry) */
+    uint32_t active; /* connections it owns */
+    uint32_t inflight, waiting, peak, peak_inflight;
     uint64_t served;
     preq_t *qhead, *qtail;
     uint64_t vtime;
@@ -168,7 +178,7 @@ struct pconn {
     int64_t connect_deadline;
     preq_t *ihead, *itail; /* requests in flight, in the order sent */
     uint32_t ninflight;
-    bool has_tx; /* a tenant transaction (or its rollback) is in flight */
+    tenant_t *owner; /* whose requests are in flight; NULL when none (or the session setup) */
     centry_t *cache;
     uint32_t ncache;
     uint32_t next_name;
@@ -187,6 +197,8 @@ struct pool {
     tenant_t **heap;
     uint32_t heap_len, heap_cap;
     uint64_t vnow, seq;
+    uint32_t hungry;       /* tenants waiting under their cap */
+    uint32_t owned;        /* connections with requests of a tenant in flight */
     preq_t *whead, *wtail; /* every waiting request */
     uint32_t waiting;
     uv_timer_t *tick; /* NULL until the first turn on the loop thread */
@@ -320,7 +332,7 @@ static tenant_t *tenant_get(pool_t *p, const char *text)
  * be lifted to the pool's on its return anyway. t is freed: do not use it after. */
 static void tenant_maybe_evict(pool_t *p, tenant_t *t)
 {
-    if (t->system || t->registered || t->active > 0 || t->waiting > 0) {
+    if (t->system || t->registered || t->active > 0 || t->inflight > 0 || t->waiting > 0) {
         return;
     }
     tenant_t **pp = &p->buckets[fnv1a(t->key, 16) & (p->nbuckets - 1)];
@@ -404,7 +416,12 @@ static void heap_remove(pool_t *p, tenant_t *t)
  * entering joins at no less than the pool's virtual time, so waiting later banks no credit. */
 static void tenant_update(pool_t *p, tenant_t *t)
 {
-    bool want = t->waiting > 0 && t->active < t->lim.max_conns;
+    bool hungry = t->waiting > 0 && t->active < t->lim.max_conns;
+    if (hungry != t->hungry) {
+        t->hungry = hungry;
+        p->hungry += hungry ? 1u : UINT32_MAX; /* -1 */
+    }
+    bool want = hungry || (t->waiting > 0 && t->inflight < t->active * p->cfg.pipeline_depth);
     if (want && t->heap_pos < 0) {
         if (t->vtime < p->vnow) {
             t->vtime = p->vnow;
@@ -769,8 +786,7 @@ static int send_statements(pconn_t *c, preq_t *r)
     pool_t *p = c->pool;
     if (r->kind == R_TX) {
         const char *pro[2] = {r->tenant_text, r->timeout_text};
-        if (send_stmt(c, r, "BEGIN", 0, NULL, I_INTERNAL, DS_PG_STMT_NONE) < 0 ||
-            send_stmt(c, r, tx_prologue, 2, pro, I_INTERNAL, DS_PG_STMT_NONE) < 0) {
+        if (send_stmt(c, r, tx_prologue, 2, pro, I_INTERNAL, DS_PG_STMT_NONE) < 0) {
             return -1;
         }
     } else if (r->kind == R_SYSTEM && strcmp(r->timeout_text, p->sys_timeout_text) != 0) {
@@ -786,9 +802,6 @@ static int send_statements(pconn_t *c, preq_t *r)
                       r->ask != NULL ? i : DS_PG_STMT_NONE) < 0) {
             return -1;
         }
-    }
-    if (r->kind == R_TX && send_stmt(c, r, "COMMIT", 0, NULL, I_INTERNAL, DS_PG_STMT_NONE) < 0) {
-        return -1;
     }
     if (PQpipelineSync(c->pg) != 1) {
         return -1;
@@ -810,9 +823,6 @@ static void conn_send(pconn_t *c, preq_t *r)
     }
     c->itail = r;
     c->ninflight++;
-    if (r->kind == R_TX || r->kind == R_ROLLBACK || r->kind == R_SETUP) {
-        c->has_tx = true;
-    }
     if (send_statements(c, r) < 0) {
         conn_fail(c, -ECONNRESET, PQerrorMessage(c->pg));
         return;
@@ -1073,16 +1083,12 @@ static void conn_complete_head(pconn_t *c)
     c->ihead = r->next;
     *(c->ihead != NULL ? &c->ihead->prev : &c->itail) = NULL;
     c->ninflight--;
-    if (r->kind != R_SYSTEM) {
-        c->has_tx = false;
-    }
-    if (r->kind == R_SETUP || r->kind == R_ROLLBACK) {
-        bool setup = r->kind == R_SETUP;
+    if (r->kind == R_SETUP) {
         int err = r->err;
         req_free(r);
         if (err != 0) {
             conn_fail(c, err, "could not set up the session");
-        } else if (setup) {
+        } else {
             c->state = C_READY;
             p->connecting--;
             p->open++;
@@ -1097,16 +1103,17 @@ static void conn_complete_head(pconn_t *c)
         return;
     }
     tenant_t *t = r->tenant;
-    bool rollback = r->kind == R_TX && r->err != 0;
-    t->active--;
+    t->inflight--;
+    if (c->ninflight == 0) {
+        c->owner = NULL; /* back to the pool */
+        t->active--;
+        p->owned--;
+    }
     t->served += r->err == 0 ? 1 : 0;
     req_reply(p, r, r->err);
     req_free(r);
     tenant_update(p, t);
     tenant_maybe_evict(p, t);
-    if (rollback) {
-        conn_send(c, internal_req(R_ROLLBACK, "ROLLBACK", NULL));
-    }
 }
 
 /* Reads every result libpq has parsed, in order. Returns -1 after the connection failed. */
@@ -1186,12 +1193,17 @@ static void conn_fail(pconn_t *c, int code, const char *why)
     c->pg = NULL;
     c->events = 0;
     cache_reset(c);
+    if (c->owner != NULL) {
+        c->owner->active--; /* kept from eviction by its requests until the last is answered */
+        c->owner = NULL;
+        p->owned--;
+    }
     while (c->ihead != NULL) {
         preq_t *r = c->ihead;
         c->ihead = r->next;
         if (r->tenant != NULL) {
             tenant_t *t = r->tenant;
-            t->active--;
+            t->inflight--;
             req_error(r, code, "", "connection to the database lost", DS_PG_STMT_NONE);
             req_reply(p, r, r->err);
             req_free(r);
@@ -1203,7 +1215,6 @@ static void conn_fail(pconn_t *c, int code, const char *why)
     }
     c->itail = NULL;
     c->ninflight = 0;
-    c->has_tx = false;
     if (p->stopping) {
         *(was == C_READY ? &p->open : &p->connecting) -= 1;
         return;
@@ -1308,30 +1319,50 @@ static void tick_closed(uv_handle_t *h)
 
 /* ---- dispatching ---- */
 
-/* A connection that can take a request of tenant t now, or NULL. */
+/* A connection that can take a request of tenant t now, or NULL: an idle one while t is under
+ * its cap, else the least loaded of t's own with room -- only while no other tenant is hungry
+ * and some connection is left for whoever comes next (idle, or not open yet), so that a
+ * tenant arriving never waits behind another's pipelined batch. */
 static pconn_t *free_conn(pool_t *p, const tenant_t *t)
 {
-    pconn_t *best = NULL;
+    pconn_t *own = NULL;
     for (uint32_t i = 0; i < p->cfg.size; i++) {
         pconn_t *c = &p->conns[i];
         if (c->state != C_READY) {
             continue;
         }
         if (c->ninflight == 0) {
-            return c;
-        }
-        if (t->system && !c->has_tx && c->ninflight < p->cfg.pipeline_depth &&
-            (best == NULL || c->ninflight < best->ninflight)) {
-            best = c;
+            if (t->active < t->lim.max_conns) {
+                return c;
+            }
+        } else if (c->owner == t && c->ninflight < p->cfg.pipeline_depth &&
+                   (own == NULL || c->ninflight < own->ninflight)) {
+            own = c;
         }
     }
-    return best;
+    bool may_pipeline = p->hungry == (t->hungry ? 1u : 0u) && p->owned < p->cfg.size;
+    return may_pipeline ? own : NULL;
+}
+
+/* Puts back the tenants dispatch() set aside, with their virtual times and places in line. */
+static void heap_restore(pool_t *p, tenant_t *aside)
+{
+    while (aside != NULL) {
+        tenant_t *t = aside;
+        aside = t->anext;
+        t->anext = NULL;
+        if (t->heap_pos < 0) {
+            heap_push(p, t); /* as it was: its virtual time and its seq */
+        }
+        tenant_update(p, t);
+    }
 }
 
 /* Gives free connections to waiting tenants, least virtual time first. */
 static void dispatch(pool_t *p)
 {
     int64_t now = ds_clock_now();
+    tenant_t *aside = NULL;
     while (p->heap_len > 0 && !p->stopping) {
         tenant_t *t = p->heap[0];
         preq_t *r = t->qhead;
@@ -1342,14 +1373,28 @@ static void dispatch(pool_t *p)
         }
         pconn_t *c = free_conn(p, t);
         if (c == NULL) {
-            break;
+            if (t->hungry) {
+                break; /* no idle connection: nobody else can be given one or pipeline now */
+            }
+            heap_remove(p, t); /* it could only pipeline, and a hungry tenant waits */
+            t->anext = aside;
+            aside = t;
+            continue;
         }
         wait_remove(p, r);
         p->vnow = t->vtime;
         t->vtime += VT_SCALE / t->lim.weight;
-        t->active++;
-        if (t->active > t->peak) {
-            t->peak = t->active;
+        if (c->ninflight == 0) {
+            c->owner = t;
+            p->owned++;
+            t->active++;
+            if (t->active > t->peak) {
+                t->peak = t->active;
+            }
+        }
+        t->inflight++;
+        if (t->inflight > t->peak_inflight) {
+            t->peak_inflight = t->inflight;
         }
         tenant_update(p, t);
         uint32_t ms = t->lim.statement_timeout_ms;
@@ -1359,6 +1404,7 @@ static void dispatch(pool_t *p)
         (void)snprintf(r->timeout_text, sizeof(r->timeout_text), "%u", ms);
         conn_send(c, r);
     }
+    heap_restore(p, aside);
     maybe_open(p);
 }
 
@@ -1477,6 +1523,7 @@ static void on_stats(pool_t *p, const ds_msg_t *m)
         .tenant_active = t != NULL ? t->active : 0,
         .tenant_waiting = t != NULL ? t->waiting : 0,
         .tenant_peak = t != NULL ? t->peak : 0,
+        .tenant_peak_inflight = t != NULL ? t->peak_inflight : 0,
         .tenant_served = t != NULL ? t->served : 0,
     };
     ds_msg_t *r;
@@ -1579,7 +1626,7 @@ static int config_resolve(const ds_pg_pool_config_t *in, ds_pg_pool_config_t *ou
         return -EINVAL;
     }
     ds_pg_limits_t tdef = {1, c.size / 2 > 0 ? c.size / 2 : 1, 64, 30000};
-    ds_pg_limits_t sdef = {1, c.size * c.pipeline_depth, 1024, 30000};
+    ds_pg_limits_t sdef = {1, c.size, 1024, 30000};
     c.tenant = limits_resolve(&c.tenant, &tdef);
     c.system = limits_resolve(&c.system, &sdef);
     if (c.tenant.weight > VT_SCALE || c.system.weight > VT_SCALE) {

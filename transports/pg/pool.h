@@ -4,21 +4,31 @@
  *
  * Requests. Two kinds, and nothing else runs SQL through the pool:
  *   - a tenant transaction (DS_MT_PG_TX): the pool sends, pipelined in one round trip,
- *         BEGIN
  *         SELECT set_config('app.tenant_id', $tenant, true), set_config('statement_timeout', $ms,
  *                true)        -- the first statement: the tenant, and SET LOCAL statement_timeout
  *         the request's statements, in order, each with its text parameters
- *         COMMIT
- *     then a pipeline sync. Both settings are local to the transaction, so a connection reused
- *     afterwards reads '' for app.tenant_id: nothing leaks from one tenant to the next.
+ *     then a pipeline sync. Everything up to the sync is one transaction of the extended
+ *     protocol (it begins with the first message and the sync commits it, or rolls it back
+ *     after an error), exactly as BEGIN ... COMMIT would make it, without those two statements.
+ *     Both settings are local to the transaction, so a connection reused afterwards reads ''
+ *     for app.tenant_id: nothing leaks from one tenant to the next. Statements that refuse to
+ *     run in a transaction block (VACUUM, CREATE DATABASE...) have no place in a request.
  *   - a system request (DS_MT_PG_SYSTEM), with no tenant, for the control plane's SECURITY
  *     DEFINER functions (routing: slug -> id, plan...). The application role sees no tenant row
  *     without a tenant, so it cannot leak one. Its statements run as one implicit transaction
  *     (the extended protocol's, ended by the sync: atomic, rolled back on error), preceded by
  *     set_config('statement_timeout', $ms, true) only when the request asks for a timeout other
  *     than the system default (set on each connection when it opens).
- * Every error rolls the transaction back (the server skips to the sync; a tenant transaction
- * left in error is ended with ROLLBACK before the connection serves anyone else).
+ * Every error rolls the transaction back (the server skips to the sync, which ends it).
+ *
+ * Pipelining. A connection serves one tenant at a time (the system counts as one). While it has
+ * requests of that tenant in flight, more of the same tenant's may follow them on it, up to
+ * pipeline_depth at once, each its own transaction, as long as no other tenant waits under its
+ * cap and some connection of the pool is owned by nobody: a tenant arriving then finds that
+ * one instead of waiting behind a batch. When every connection is taken, each serves one
+ * request at a time again and turns over to the fair queue after it. Under load a tenant's
+ * transactions thus travel in batches: one write, one wake-up of the server process, results read
+ * together. A failed one aborts only itself.
  *
  * Replies. Exactly one per ask: DS_MT_PG_RESULT (every statement's columns, rows of text
  * values with NULLs told apart, and affected row count) or DS_MT_PG_FAIL (code, SQLSTATE,
@@ -30,22 +40,23 @@
  *   -EAGAIN        serialization failure or deadlock (40001, 40P01): rolled back, retry it all.
  *   -ECONNRESET    the connection was lost with the request in flight (a restart, a killed
  *                  backend: sqlstate 08xxx or 57P01..57P03 when the server said why). The
- *                  COMMIT went out with the statements, so the outcome is unknown: a writer
- *                  must check before it retries.
+ *                  sync (the commit) went out with the statements, so the outcome is unknown:
+ *                  a writer must check before it retries.
  *   -ECONNREFUSED  no connection to the database could be opened (server down, wrong port,
  *                  authentication failed: the log says which). The request never ran. While the
  *                  pool has no connection and its last attempt failed, requests fail at once;
  *                  it keeps retrying with backoff (backoff_min_ms doubling to backoff_max_ms).
  *   DS_EFULL       the tenant's wait queue (max_waiting) or the pool's is full. Never ran.
  *   DS_ETIMEDOUT   the ask's deadline passed while it waited for a connection. Never ran.
- *   -EMSGSIZE      the results passed max_bytes. As COMMIT was pipelined with the statements,
- *                  a transaction that wrote may have committed: size max_bytes for what your
+ *   -EMSGSIZE      the results passed max_bytes. As the sync went out with the statements, a
+ *                  transaction that wrote may have committed: size max_bytes for what your
  *                  writes return.
  *   -EINVAL        a malformed request (tenant not a UUID, no statements, too many...).
  *   DS_ESHUTDOWN   the pool stopped before it could answer.
  *
- * Fairness. Each tenant may hold at most max_conns connections at once (one per transaction in
- * flight) and have at most max_waiting requests waiting; the pool at most max_waiting in all.
+ * Fairness. Each tenant may hold at most max_conns connections at once (each running up to
+ * pipeline_depth of its transactions, one after the other) and have at most max_waiting
+ * requests waiting; the pool at most max_waiting in all.
  * Waiting tenants share free connections by start-time fair queueing over virtual time
  * (Goyal, Vin & Cheng, SIGCOMM '96, at the granularity of a tenant): each tenant has a virtual
  * time that grows by 1/weight for every transaction it is given; a free connection goes to the
@@ -115,11 +126,11 @@ typedef struct ds_pg_pool_config {
     uint32_t backoff_max_ms;     /* the wait doubles up to this [5,000] */
     uint32_t max_result_bytes;   /* largest reply; at most DS_PG_RESULT_BYTES_MAX [1 MiB] */
     uint32_t max_waiting;        /* requests waiting in all [4,096] */
-    uint32_t pipeline_depth;     /* system requests in flight on one connection [1] */
+    uint32_t pipeline_depth;     /* a tenant's requests in flight on one connection [1] */
     uint32_t stmt_cache;         /* prepared statements kept per connection; 0: default [64] */
     ds_pg_limits_t tenant;       /* defaults of tenants with no registered limits */
-    ds_pg_limits_t system;       /* system requests [weight 1, max_conns size x pipeline_depth,
-                                    max_waiting 1,024, 30,000 ms] */
+    ds_pg_limits_t system;       /* system requests [weight 1, max_conns size, max_waiting 1,024,
+                                    30,000 ms] */
 } ds_pg_pool_config_t;
 
 /* Spawns the pool as a port of loop (it runs on the loop's thread) and returns its actor id.
@@ -210,6 +221,8 @@ const ds_pg_value_t *ds_pg_rows_at(const ds_pg_rows_t *rows, uint32_t row, uint3
  *   (FAIL replies), connects, reconnects (connects that replaced a lost or failed one),
  *   disconnects (connections lost), connect_failures, refused (DS_EFULL), expired
  *   (DS_ETIMEDOUT while waiting); and for the tenant asked about: tenant_active (connections it
- *   holds), tenant_waiting, tenant_peak (most connections it ever held at once), tenant_served.
+ *   holds), tenant_waiting, tenant_peak (most connections it ever held at once), tenant_served,
+ *   tenant_peak_inflight (most of its requests ever in flight at once: above tenant_peak only
+ *   when they were pipelined).
  * Ask the pool with ds_pg_stats_get_new(&(ds_pg_stats_get_t){.tenant = ...}) and decode the
  * reply with ds_pg_stats_decode(). Metric names for export: dossier_pg_<field>[_total]. */
