@@ -4,7 +4,8 @@
 --   BENCH_HOST    if set: the Host header (the tenant of a login is its first label)
 --   BENCH_BODY    if set: the body, sent as application/json
 --   BENCH_BODIES  if set: a file of bodies, one per line; each request sends the next one
---                 (each thread starts at a random line), as application/json
+--                 (with BENCH_THREADS=n, wrk's -t, thread k sends lines k+1, k+1+n, ...
+--                 only, so no two threads send the same line), as application/json
 -- done() prints wrk's summary as one WRK line, the same fields as the nginx anchor's wrk.lua
 -- (../shared/anchors/http/wrk.lua), so http.sh parses both the same way.
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
@@ -29,14 +30,20 @@ if bodies_file and bodies_file ~= "" then
     bodies[#bodies + 1] = line
   end
   wrk.headers["Content-Type"] = "application/json"
+  local threads = 0
+  function setup(thread)
+    thread:set("thread_index", threads)
+    threads = threads + 1
+  end
+  local stride = tonumber(os.getenv("BENCH_THREADS") or "1")
   local next_body = 0
   function init(args)
-    math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-    next_body = math.random(1, #bodies)
+    next_body = (thread_index or 0) % stride -- set by setup() in this thread's Lua state
   end
   function request()
-    next_body = next_body % #bodies + 1
-    return wrk.format(nil, nil, nil, bodies[next_body])
+    local line = next_body % #bodies + 1
+    next_body = next_body + stride
+    return wrk.format(nil, nil, nil, bodies[line])
   end
 end
 

@@ -308,7 +308,7 @@ part_login() {
             "http://127.0.0.1:$port/v1/users" || { echo "http.sh: could not create bench$i" >&2; exit 1; }
         printf '{"email":"bench%d@example.com","password":"bench password %d"}\n' "$i" "$i" >>"$work/logins.txt"
     done
-    if BENCH_METHOD=POST BENCH_HOST="demo.localhost:$port" BENCH_BODIES="$work/logins.txt" \
+    if BENCH_METHOD=POST BENCH_HOST="demo.localhost:$port" BENCH_BODIES="$work/logins.txt" BENCH_THREADS="$THREADS" \
         rounds login -c"$LOGIN_CONNS" "http://127.0.0.1:$port/v1/auth/login"; then
         awk -v r="$R_RPS" -v a="$R_P50" -v b="$R_P99" -v e="$R_ERR" -v c="$LOGIN_CONNS" 'BEGIN {
             printf "RESULT http_api mode=login rps=%.1f p50_ms=%.3f p99_ms=%.3f conns=%d errors=%d\n", r, a, b, c, e }'

@@ -714,6 +714,76 @@ static void test_pipelined_tenant(void **state)
     assert_int_equal(pgtest_exec(g_db.owner_dsn, "TRUNCATE items"), 0);
 }
 
+/* A tenant under its cap that pipelines on its one open connection (nothing else waits, so
+ * nothing else would open one) has its next connection opened, and its next request runs on
+ * it, beside the batch. */
+static void test_pipelining_opens_connections(void **state)
+{
+    (void)state;
+    enum {
+        N = 8
+    };
+    fixture_t f;
+    up(&f, (ds_pg_pool_config_t){.size = 4, .pipeline_depth = 16});
+    limits(&f, PIPER, (ds_pg_limits_t){.max_conns = 2, .max_waiting = N + 1});
+    pgtest_result_t r = ask1(&f, PIPER, "SELECT 1", 0, NULL);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(stats(&f, "").open, 1);
+    pgtest_calls_t *b = pgtest_calls_new(f.rt, N + 1);
+    for (size_t i = 0; i < N; i++) {
+        ds_msg_t *m = req1(PIPER, "SELECT pg_sleep(0.25)", 0, NULL, NULL);
+        assert_int_equal(pgtest_calls_ask(b, i, f.pool, &m, ASK_NS, 0), 0);
+    }
+    for (int tries = 0; stats(&f, "").open < 2; tries++) {
+        assert_true(tries < 10000);
+        usleep(1000);
+    }
+    ds_msg_t *m = req1(PIPER, "SELECT 1", 0, NULL, NULL);
+    assert_int_equal(pgtest_calls_ask(b, N, f.pool, &m, ASK_NS, 0), 0);
+    assert_int_equal(pgtest_calls_wait(b, N + 1, HANG_NS), N + 1);
+    for (size_t i = 0; i <= N; i++) {
+        assert_int_equal(pgtest_calls_get(b, i)->pg.code, 0);
+    }
+    pgtest_calls_free(&b);
+    ds_pg_stats_t s = stats(&f, PIPER);
+    assert_int_equal(s.tenant_peak, 2);
+    assert_true(s.tenant_peak_inflight > 2);
+    down(&f);
+}
+
+/* A commit that fails at the sync (a deferred foreign key) fails its request alone: the
+ * requests pipelined behind it on the same connection run, and the connection lives on. */
+static void test_commit_error_pipelined(void **state)
+{
+    (void)state;
+    enum {
+        N = 12
+    };
+    fixture_t f;
+    up(&f, (ds_pg_pool_config_t){.size = 2, .pipeline_depth = 16});
+    limits(&f, PIPER, (ds_pg_limits_t){.max_conns = 1, .max_waiting = N});
+    pgtest_calls_t *b = pgtest_calls_new(f.rt, N);
+    for (size_t i = 0; i < N; i++) {
+        ds_msg_t *m = i == 0 ? req1(PIPER, "INSERT INTO dfk VALUES (1, 999)", 0, NULL, NULL)
+                             : req1(PIPER, "SELECT count(*) FROM dfk", 0, NULL, NULL);
+        assert_int_equal(pgtest_calls_ask(b, i, f.pool, &m, ASK_NS, 0), 0);
+    }
+    assert_int_equal(pgtest_calls_wait(b, N, HANG_NS), N);
+    pgtest_call_t *c = pgtest_calls_get(b, 0);
+    assert_int_equal(c->pg.code, -EIO);
+    assert_string_equal(c->pg.sqlstate, "23503");
+    assert_int_equal(c->pg.stmt, DS_PG_STMT_NONE); /* no statement failed: the commit did */
+    for (size_t i = 1; i < N; i++) {
+        assert_int_equal(first_long(pgtest_calls_get(b, i)), 0);
+    }
+    pgtest_calls_free(&b);
+    ds_pg_stats_t s = stats(&f, PIPER);
+    assert_int_equal(s.disconnects, 0);
+    assert_int_equal(s.tenant_served, N - 1);
+    assert_true(s.tenant_peak_inflight > 1);
+    down(&f);
+}
+
 static void test_stop_answers_everyone(void **state)
 {
     (void)state;
@@ -751,6 +821,8 @@ static const char schema_sql[] =
     "CREATE POLICY items_tenant ON items USING (tenant_id = current_tenant())"
     " WITH CHECK (tenant_id = current_tenant());"
     "CREATE SEQUENCE ord;"
+    "CREATE TABLE dfk (id int PRIMARY KEY,"
+    " ref int REFERENCES dfk (id) DEFERRABLE INITIALLY DEFERRED);"
     "CREATE TABLE tenants (id uuid PRIMARY KEY);"
     "INSERT INTO tenants VALUES ('"
     "11111111-1111-4111-8111-111111111111"
@@ -772,8 +844,9 @@ static int setup(void **state)
     (void)snprintf(grants, sizeof(grants),
                    "GRANT SELECT, INSERT, UPDATE, DELETE ON items TO %s;"
                    "GRANT EXECUTE ON FUNCTION tenant_exists(uuid) TO %s;"
-                   "GRANT USAGE ON SEQUENCE ord TO %s;",
-                   g_db.app, g_db.app, g_db.app);
+                   "GRANT USAGE ON SEQUENCE ord TO %s;"
+                   "GRANT SELECT, INSERT ON dfk TO %s;",
+                   g_db.app, g_db.app, g_db.app, g_db.app);
     if (pgtest_exec(g_db.owner_dsn, schema_sql) < 0 || pgtest_exec(g_db.owner_dsn, grants) < 0) {
         return -1;
     }
@@ -806,6 +879,8 @@ int main(void)
         cmocka_unit_test(test_full_queue_and_deadline),
         cmocka_unit_test(test_pipelined_system),
         cmocka_unit_test(test_pipelined_tenant),
+        cmocka_unit_test(test_commit_error_pipelined),
+        cmocka_unit_test(test_pipelining_opens_connections),
         cmocka_unit_test(test_stop_answers_everyone),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);

@@ -421,7 +421,8 @@ static void tenant_update(pool_t *p, tenant_t *t)
         t->hungry = hungry;
         p->hungry += hungry ? 1u : UINT32_MAX; /* -1 */
     }
-    bool want = hungry || (t->waiting > 0 && t->inflight < t->active * p->cfg.pipeline_depth);
+    bool want = hungry || (t->waiting > 0 && t->active <= t->lim.max_conns &&
+                           t->inflight < t->active * p->cfg.pipeline_depth);
     if (want && t->heap_pos < 0) {
         if (t->vtime < p->vnow) {
             t->vtime = p->vnow;
@@ -1153,6 +1154,14 @@ static int conn_process(pconn_t *c)
             conn_complete_head(c);
             continue;
         }
+        if (it->kind == I_SYNC && PQresultStatus(res) == PGRES_FATAL_ERROR &&
+            PQstatus(c->pg) == CONNECTION_OK) {
+            /* The commit at the sync failed (a deferred constraint, a serialization failure):
+             * the request's error; a NULL and then the sync follow. */
+            result_error(c, r, res, DS_PG_STMT_NONE);
+            PQclear(res);
+            continue;
+        }
         int rc = it->kind == I_SYNC || r->cur_has_result ? -1 : on_result(c, r, it, res);
         if (rc < 0) {
             /* A FATAL out of turn is the server going away (admin shutdown, a killed backend):
@@ -1340,7 +1349,8 @@ static pconn_t *free_conn(pool_t *p, const tenant_t *t)
             own = c;
         }
     }
-    bool may_pipeline = p->hungry == (t->hungry ? 1u : 0u) && p->owned < p->cfg.size;
+    bool may_pipeline = p->hungry == (t->hungry ? 1u : 0u) && p->owned < p->cfg.size &&
+                        t->active <= t->lim.max_conns; /* a lowered cap: let them drain */
     return may_pipeline ? own : NULL;
 }
 
@@ -1355,6 +1365,59 @@ static void heap_restore(pool_t *p, tenant_t *aside)
             heap_push(p, t); /* as it was: its virtual time and its seq */
         }
         tenant_update(p, t);
+    }
+}
+
+/* t pipelines while under its cap: opens a connection that it (or a tenant after it) may take
+ * next, rather than leave its transactions one behind the other on one server process. */
+static void open_for(pool_t *p, const tenant_t *t)
+{
+    if (p->stopping || p->failing || t->active + p->connecting >= t->lim.max_conns) {
+        return;
+    }
+    for (uint32_t i = 0; i < p->cfg.size; i++) {
+        if (p->conns[i].state == C_EMPTY) {
+            conn_start(p, &p->conns[i]);
+            return;
+        }
+    }
+}
+
+/* Sends r, taken off t's queue, on c: charges t's virtual time, takes c for t if it was idle,
+ * sets the statement timeout (pool.h, "Timeouts"). */
+static void give(pool_t *p, tenant_t *t, pconn_t *c, preq_t *r, int64_t now)
+{
+    if (t->vtime > p->vnow) {
+        p->vnow = t->vtime; /* never back: a tenant set aside may be behind */
+    }
+    t->vtime += VT_SCALE / t->lim.weight;
+    bool pipelined = c->ninflight > 0;
+    if (!pipelined) {
+        c->owner = t;
+        p->owned++;
+        t->active++;
+        if (t->active > t->peak) {
+            t->peak = t->active;
+        }
+    }
+    t->inflight++;
+    if (t->inflight > t->peak_inflight) {
+        t->peak_inflight = t->inflight;
+    }
+    tenant_update(p, t);
+    uint32_t ms = t->lim.statement_timeout_ms;
+    if (r->req_timeout_ms != 0 && r->req_timeout_ms < ms) {
+        ms = r->req_timeout_ms;
+    }
+    if (r->deadline != 0) {
+        int64_t left = (r->deadline - now) / MS_NS;
+        left = left < 1 ? 1 : left;
+        ms = left < (int64_t)ms ? (uint32_t)left : ms;
+    }
+    (void)snprintf(r->timeout_text, sizeof(r->timeout_text), "%u", ms);
+    conn_send(c, r);
+    if (pipelined && t->active < t->lim.max_conns) {
+        open_for(p, t);
     }
 }
 
@@ -1382,27 +1445,7 @@ static void dispatch(pool_t *p)
             continue;
         }
         wait_remove(p, r);
-        p->vnow = t->vtime;
-        t->vtime += VT_SCALE / t->lim.weight;
-        if (c->ninflight == 0) {
-            c->owner = t;
-            p->owned++;
-            t->active++;
-            if (t->active > t->peak) {
-                t->peak = t->active;
-            }
-        }
-        t->inflight++;
-        if (t->inflight > t->peak_inflight) {
-            t->peak_inflight = t->inflight;
-        }
-        tenant_update(p, t);
-        uint32_t ms = t->lim.statement_timeout_ms;
-        if (r->req_timeout_ms != 0 && r->req_timeout_ms < ms) {
-            ms = r->req_timeout_ms;
-        }
-        (void)snprintf(r->timeout_text, sizeof(r->timeout_text), "%u", ms);
-        conn_send(c, r);
+        give(p, t, c, r, now);
     }
     heap_restore(p, aside);
     maybe_open(p);

@@ -11,8 +11,11 @@
  *     protocol (it begins with the first message and the sync commits it, or rolls it back
  *     after an error), exactly as BEGIN ... COMMIT would make it, without those two statements.
  *     Both settings are local to the transaction, so a connection reused afterwards reads ''
- *     for app.tenant_id: nothing leaks from one tenant to the next. Statements that refuse to
- *     run in a transaction block (VACUUM, CREATE DATABASE...) have no place in a request.
+ *     for app.tenant_id: nothing leaks from one tenant to the next. The server does not count
+ *     it as a transaction block, so statements that need one fail with 25P01 (SAVEPOINT, LOCK
+ *     TABLE, DECLARE without HOLD), SET LOCAL only warns (set_config(..., true) works), SET
+ *     TRANSACTION cannot follow the prologue (25001), and statements that refuse a block
+ *     (VACUUM, CREATE DATABASE) have no place in a request either.
  *   - a system request (DS_MT_PG_SYSTEM), with no tenant, for the control plane's SECURITY
  *     DEFINER functions (routing: slug -> id, plan...). The application role sees no tenant row
  *     without a tenant, so it cannot leak one. Its statements run as one implicit transaction
@@ -25,8 +28,10 @@
  * requests of that tenant in flight, more of the same tenant's may follow them on it, up to
  * pipeline_depth at once, each its own transaction, as long as no other tenant waits under its
  * cap and some connection of the pool is owned by nobody: a tenant arriving then finds that
- * one instead of waiting behind a batch. When every connection is taken, each serves one
- * request at a time again and turns over to the fair queue after it. Under load a tenant's
+ * one instead of waiting behind a batch. When every connection is taken, no request is added
+ * to a batch already sent: each connection goes back to the fair queue once its batch is done.
+ * A tenant that pipelines while under its cap has another connection opened for it (when a
+ * slot is free), as it would have had without pipelining. Under load a tenant's
  * transactions thus travel in batches: one write, one wake-up of the server process, results read
  * together. A failed one aborts only itself.
  *
@@ -60,7 +65,8 @@
  * Waiting tenants share free connections by start-time fair queueing over virtual time
  * (Goyal, Vin & Cheng, SIGCOMM '96, at the granularity of a tenant): each tenant has a virtual
  * time that grows by 1/weight for every transaction it is given; a free connection goes to the
- * eligible tenant (waiting, under its cap) with the least virtual time; a tenant that starts
+ * eligible tenant (waiting, and under its cap -- or with room on its connections while
+ * pipelining is allowed, see above) with the least virtual time; a tenant that starts
  * waiting joins at no less than the virtual time of the last transaction dispatched, so idle
  * time banks no credit. A flooding tenant thus gets its weighted share and no more, and never
  * more than max_conns connections. System requests form one more "tenant" with limits of their
