@@ -20,7 +20,8 @@
  * while it has requests in flight, more of the same tenant's may follow them, up to
  * pipeline_depth in flight, as long as no other tenant waits under its cap (a "hungry" one)
  * and some connection is owned by nobody, so that a tenant arriving finds one rather than wait
- * behind a batch; the connection returns to the pool when its last request completes. Sent back to
+ * behind a batch -- or the tenant owns them all, alone on the pool; the connection returns to
+ * the pool when its last request completes. Sent back to
  * back, a tenant's transactions share system calls and wake-ups on both sides of the socket; its
  * cap on connections (and so on server processes working for it at once) is unchanged.
  *
@@ -1330,8 +1331,9 @@ static void tick_closed(uv_handle_t *h)
 
 /* A connection that can take a request of tenant t now, or NULL: an idle one while t is under
  * its cap, else the least loaded of t's own with room -- only while no other tenant is hungry
- * and some connection is left for whoever comes next (idle, or not open yet), so that a
- * tenant arriving never waits behind another's pipelined batch. */
+ * and either some connection is left for whoever comes next (idle, or not open yet), so that a
+ * tenant arriving does not wait behind another's batch, or t is the only one using the pool
+ * (then one arriving waits for the first of t's batches to end, no more is added to them). */
 static pconn_t *free_conn(pool_t *p, const tenant_t *t)
 {
     pconn_t *own = NULL;
@@ -1349,7 +1351,8 @@ static pconn_t *free_conn(pool_t *p, const tenant_t *t)
             own = c;
         }
     }
-    bool may_pipeline = p->hungry == (t->hungry ? 1u : 0u) && p->owned < p->cfg.size &&
+    bool may_pipeline = p->hungry == (t->hungry ? 1u : 0u) &&
+                        (p->owned < p->cfg.size || p->owned == t->active) &&
                         t->active <= t->lim.max_conns; /* a lowered cap: let them drain */
     return may_pipeline ? own : NULL;
 }

@@ -28,8 +28,9 @@
  * requests of that tenant in flight, more of the same tenant's may follow them on it, up to
  * pipeline_depth at once, each its own transaction, as long as no other tenant waits under its
  * cap and some connection of the pool is owned by nobody: a tenant arriving then finds that
- * one instead of waiting behind a batch. When every connection is taken, no request is added
- * to a batch already sent: each connection goes back to the fair queue once its batch is done.
+ * one instead of waiting behind a batch. When every connection is taken by several tenants,
+ * or a tenant arrives while one tenant alone holds them all, no request is added to a batch
+ * already sent: each connection goes back to the fair queue once its batch is done.
  * A tenant that pipelines while under its cap has another connection opened for it (when a
  * slot is free), as it would have had without pipelining. Under load a tenant's
  * transactions thus travel in batches: one write, one wake-up of the server process, results read
