@@ -756,6 +756,47 @@ static void test_pipelining_opens_connections(void **state)
     down(&f);
 }
 
+/* A tenant pipelining on its 2 connections has its cap lowered to 1 under load: what it asks
+ * afterwards never runs on two server processes at once (each statement counts its running
+ * twins), though the batches already sent finish on both. */
+static void test_lowered_cap_under_pipelining(void **state)
+{
+    (void)state;
+    enum {
+        N = 40,
+        M = 20
+    };
+    fixture_t f;
+    up(&f, (ds_pg_pool_config_t){.size = 4, .pipeline_depth = 16});
+    limits(&f, PIPER, (ds_pg_limits_t){.max_conns = 2, .max_waiting = N + M});
+    static const char probe[] = "SELECT (SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                "'active' AND query = $1), pg_sleep(0.01)";
+    const char *pp[] = {probe};
+    pgtest_calls_t *b = pgtest_calls_new(f.rt, N + M);
+    for (size_t i = 0; i < N; i++) {
+        ds_msg_t *m = req1(PIPER, "SELECT 0, pg_sleep(0.02)", 0, NULL, NULL);
+        assert_int_equal(pgtest_calls_ask(b, i, f.pool, &m, ASK_NS, 0), 0);
+    }
+    for (int tries = 0; stats(&f, PIPER).tenant_active < 2; tries++) {
+        assert_true(tries < 10000);
+        usleep(1000);
+    }
+    limits(&f, PIPER, (ds_pg_limits_t){.max_conns = 1, .max_waiting = N + M});
+    for (size_t i = N; i < N + M; i++) {
+        ds_msg_t *m = req1(PIPER, probe, 1, pp, NULL);
+        assert_int_equal(pgtest_calls_ask(b, i, f.pool, &m, ASK_NS, 0), 0);
+    }
+    assert_int_equal(pgtest_calls_wait(b, N + M, HANG_NS), N + M);
+    long most = 0;
+    for (size_t i = 0; i < N + M; i++) {
+        long k = first_long(pgtest_calls_get(b, i));
+        most = k > most ? k : most;
+    }
+    assert_int_equal(most, 1);
+    pgtest_calls_free(&b);
+    down(&f);
+}
+
 /* A commit that fails at the sync (a deferred foreign key) fails its request alone: the
  * requests pipelined behind it on the same connection run, and the connection lives on. */
 static void test_commit_error_pipelined(void **state)
@@ -886,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_tenant),
         cmocka_unit_test(test_commit_error_pipelined),
         cmocka_unit_test(test_pipelining_opens_connections),
+        cmocka_unit_test(test_lowered_cap_under_pipelining),
         cmocka_unit_test(test_stop_answers_everyone),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
