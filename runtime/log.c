@@ -165,6 +165,29 @@ static bool log_str(log_buf_t *lb, const char *s, bool cuttable)
     }
     const unsigned char *p = (const unsigned char *)s;
     while (*p != '\0') {
+        /* A run of printable ASCII other than the quote and the backslash goes as it is. */
+        size_t run = 0;
+        while (p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\') {
+            run++;
+        }
+        if (run > 0) {
+            size_t room = lb->cap - lb->len - 1; /* one byte for the closing quote */
+            if (run > room) {
+                if (!cuttable) {
+                    lb->len = mark;
+                    return false;
+                }
+                memcpy(lb->b + lb->len, p, room);
+                lb->len += room;
+                lb->full = true;
+                lb->cut = true;
+                break;
+            }
+            memcpy(lb->b + lb->len, p, run);
+            lb->len += run;
+            p += run;
+            continue;
+        }
         char unit[6];
         size_t adv;
         size_t n = log_escape_one(p, unit, &adv);
@@ -185,6 +208,21 @@ static bool log_str(log_buf_t *lb, const char *s, bool cuttable)
     return log_put(lb, "\"", 1);
 }
 
+/* v in decimal, after a minus sign when neg, into lb. */
+static bool log_decimal(log_buf_t *lb, uint64_t v, bool neg)
+{
+    char num[24];
+    size_t i = sizeof(num);
+    do {
+        num[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    if (neg) {
+        num[--i] = '-';
+    }
+    return log_put(lb, num + i, sizeof(num) - i);
+}
+
 static bool log_value(log_buf_t *lb, const ds_log_field_t *f)
 {
     char num[40];
@@ -193,11 +231,9 @@ static bool log_value(log_buf_t *lb, const ds_log_field_t *f)
     case DS_LOG_K_STR:
         return f->v.s == NULL ? log_put(lb, "null", 4) : log_str(lb, f->v.s, true);
     case DS_LOG_K_I64:
-        n = snprintf(num, sizeof(num), "%" PRId64, f->v.i);
-        break;
+        return log_decimal(lb, f->v.i < 0 ? 0 - (uint64_t)f->v.i : (uint64_t)f->v.i, f->v.i < 0);
     case DS_LOG_K_U64:
-        n = snprintf(num, sizeof(num), "%" PRIu64, f->v.u);
-        break;
+        return log_decimal(lb, f->v.u, false);
     case DS_LOG_K_F64:
         if (!isfinite(f->v.f)) {
             return log_put(lb, "null", 4);
@@ -234,18 +270,32 @@ static void log_begin(log_buf_t *lb, ds_log_level_t level, const char *msg)
     lb->full = false;
     lb->cut = false;
 
+    /* The date and time to the second, formatted once a second per thread. */
+    static _Thread_local time_t sec_cached = -1;
+    static _Thread_local char sec_text[24];
     struct timespec ts = {0, 0};
-    struct tm tm;
     (void)clock_gettime(CLOCK_REALTIME, &ts);
-    if (gmtime_r(&ts.tv_sec, &tm) == NULL) {
-        memset(&tm, 0, sizeof(tm));
+    if (ts.tv_sec != sec_cached) {
+        struct tm tm;
+        if (gmtime_r(&ts.tv_sec, &tm) == NULL) {
+            memset(&tm, 0, sizeof(tm));
+        }
+        (void)snprintf(sec_text, sizeof(sec_text), "%04d-%02d-%02dT%02d:%02d:%02d",
+                       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec);
+        sec_cached = ts.tv_sec;
     }
     /* The prefix is under 80 bytes: it always fits. */
-    int n = snprintf(lb->b, lb->cap,
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"msg\":",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(ts.tv_nsec / 1000000), log_level_names[level]);
-    lb->len = n > 0 ? (size_t)n : 0;
+    int ms = (int)(ts.tv_nsec / 1000000);
+    char frac[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
+    const char *level_name = log_level_names[level];
+    (void)log_put(lb, "{\"ts\":\"", 7);
+    (void)log_put(lb, sec_text, strlen(sec_text));
+    (void)log_put(lb, frac, sizeof(frac));
+    (void)log_put(lb, ",\"level\":\"", 10);
+    (void)log_put(lb, level_name, strlen(level_name));
+    (void)log_put(lb, "\",\"msg\":", 8);
     (void)log_str(lb, msg != NULL ? msg : "", true);
 }
 
