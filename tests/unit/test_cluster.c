@@ -129,6 +129,12 @@ static void pair_open(pair_t *pr, bool tcp, const char *tag, const ds_cluster_cf
 
 static void pair_close(pair_t *pr)
 {
+    /* Both runtimes drained while the nodes still talk, then both clusters' threads halted:
+     * no node closes a connection while the other's are being closed (ds_cluster_halt()). */
+    (void)ds_rt_drain(pr->n[1].rt, 10 * CT_SEC);
+    (void)ds_rt_drain(pr->n[2].rt, 10 * CT_SEC);
+    ds_cluster_halt(pr->n[1].c);
+    ds_cluster_halt(pr->n[2].c);
     node_close(&pr->n[1]);
     node_close(&pr->n[2]);
 }

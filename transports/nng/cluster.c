@@ -123,6 +123,7 @@ struct ds_cluster {
     uint32_t *to_close; /* incoming pipes for the thread to close */
     uint32_t nclose, close_cap;
     bool started, stopping, work;
+    bool halted;  /* its thread stopped by ds_cluster_halt(), its connections still open */
     bool routing; /* installed as the runtime's router */
     uint64_t incarnation;
     char bound_url[DS_CLUSTER_URL_MAX];
@@ -1049,6 +1050,20 @@ int ds_cluster_start(ds_cluster_t *c)
     return 0;
 }
 
+void ds_cluster_halt(ds_cluster_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->started || c->halted) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->stopping = true;
+    c->halted = true;
+    wake(c);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+}
+
 void ds_cluster_stop(ds_cluster_t *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -1056,10 +1071,13 @@ void ds_cluster_stop(ds_cluster_t *c)
         pthread_mutex_unlock(&c->mu);
         return;
     }
+    bool joined = c->halted;
     c->stopping = true;
     wake(c);
     pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);
+    if (!joined) {
+        pthread_join(c->thread, NULL);
+    }
 
     /* The listener first: no frame arrives after this. */
     (void)nng_close(c->in_sock);
@@ -1103,6 +1121,7 @@ void ds_cluster_stop(ds_cluster_t *c)
     c->nclose = 0;
     c->started = false;
     c->stopping = false;
+    c->halted = false;
     c->bound_url[0] = '\0';
     pthread_mutex_unlock(&c->mu);
 }

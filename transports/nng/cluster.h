@@ -123,6 +123,14 @@ int ds_cluster_start(ds_cluster_t *c);
  * again. Does nothing when not started. Do not call it from a callback of nng. */
 void ds_cluster_stop(ds_cluster_t *c);
 
+/* Stops the cluster's thread only: no redial, heartbeat or connection closed by it from now
+ * on, frames still received, sends to other nodes queued; ds_cluster_stop() (or _free()) then
+ * closes everything. For several clusters in one process (tests): halting them all before
+ * stopping any keeps one's thread from closing its connections while another's are being
+ * closed -- nng 1.5.2 (Debian 12) can deadlock in two concurrent nng_close() calls (nng issue
+ * #1543). Does nothing when not started or already halted. Not concurrently with _stop(). */
+void ds_cluster_halt(ds_cluster_t *c);
+
 /* Stops the cluster, removes it as the runtime's router and frees it. Accepts NULL; sets *cp to
  * NULL. The router is a plain field of the runtime: call this only when no thread can be
  * sending to another node (after ds_rt_drain(), or before ds_rt_start()), and before
