@@ -413,16 +413,23 @@ void ds_logv(ds_log_level_t level, const char *msg, va_list ap)
     log_end(&lb);
 }
 
+/* The line of msg and fields (up to n, or the first DS_LOG_K_END) into lb, not yet closed. */
+static void log_format(log_buf_t *lb, ds_log_level_t level, const char *msg,
+                       const ds_log_field_t *fields, size_t n)
+{
+    log_begin(lb, level, msg);
+    for (size_t i = 0; i < n && fields[i].kind != DS_LOG_K_END; i++) {
+        log_field(lb, &fields[i]);
+    }
+}
+
 void ds_log_fields(ds_log_level_t level, const char *msg, const ds_log_field_t *fields, size_t n)
 {
     if (!ds_log_enabled(level)) {
         return;
     }
     log_buf_t lb;
-    log_begin(&lb, level, msg);
-    for (size_t i = 0; i < n && fields[i].kind != DS_LOG_K_END; i++) {
-        log_field(&lb, &fields[i]);
-    }
+    log_format(&lb, level, msg, fields, n);
     log_end(&lb);
 }
 
@@ -433,10 +440,7 @@ void ds_log_batch_add(ds_log_batch_t *b, ds_log_level_t level, const char *msg,
         return;
     }
     log_buf_t lb;
-    log_begin(&lb, level, msg);
-    for (size_t i = 0; i < n && fields[i].kind != DS_LOG_K_END; i++) {
-        log_field(&lb, &fields[i]);
-    }
+    log_format(&lb, level, msg, fields, n);
     log_close(&lb);
     if (b->len + lb.len > sizeof(b->buf)) {
         ds_log_batch_flush(b);
